@@ -1,0 +1,1 @@
+"""Command-line fronts: argument parsing only; the work happens in the library modules."""

@@ -1,0 +1,77 @@
+"""The preprocessed cache: one folder per configuration (``{plans}_{configuration}``), three files per case.
+
+- ``CASE.npy``: image, float32 ``(C, Z, Y, X)``; ``CASE_seg.npy``: label map, int8 (int16 when a label exceeds
+  127) ``(1, Z, Y, X)``, -1 outside the nonzero region. Plain ``.npy`` so training reads patches through memory
+  maps without decompressing whole cases.
+- With ``--npz``: ``CASE.npz`` holding ``data`` and ``seg``, compressed (smaller, slower to read).
+- ``CASE.pkl``: properties (geometry, crop box, spacing, foreground locations for oversampling).
+
+Every file is written under a temporary name and renamed, so a reader never sees a partial case.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from monai_nnunet.utils.files import atomic_path
+
+__all__ = ["CacheError", "case_ids_in_cache", "load_case", "save_case"]
+
+
+class CacheError(FileNotFoundError):
+    """A preprocessed case is missing or incomplete."""
+
+
+def save_case(folder: str | os.PathLike, case_id: str, data: np.ndarray, seg: np.ndarray, properties: dict,
+              compressed: bool = False) -> None:
+    """Writes one preprocessed case (see the module docstring for the layout)."""
+    folder = Path(folder)
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    seg_dtype = np.int16 if seg.size and (seg.max() > 127 or seg.min() < -128) else np.int8
+    seg = np.ascontiguousarray(seg, dtype=seg_dtype)
+    if compressed:
+        with atomic_path(folder / f"{case_id}.npz") as tmp:
+            np.savez_compressed(tmp, data=data, seg=seg)
+    else:
+        with atomic_path(folder / f"{case_id}.npy") as tmp:
+            np.save(tmp, data)
+        with atomic_path(folder / f"{case_id}_seg.npy") as tmp:
+            np.save(tmp, seg)
+    with atomic_path(folder / f"{case_id}.pkl") as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(properties, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_case(folder: str | os.PathLike, case_id: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Reads one preprocessed case: ``(data, seg, properties)``; ``.npy`` caches are memory-mapped by default.
+
+    Raises:
+        CacheError: when the case's files are missing.
+    """
+    folder = Path(folder)
+    props_file = folder / f"{case_id}.pkl"
+    if not props_file.is_file():
+        raise CacheError(f"{props_file} is missing: case {case_id} is not in the preprocessed cache {folder}")
+    with open(props_file, "rb") as f:
+        properties = pickle.load(f)
+    npy = folder / f"{case_id}.npy"
+    if npy.is_file():
+        mode = "r" if mmap else None
+        seg_file = folder / f"{case_id}_seg.npy"
+        if not seg_file.is_file():
+            raise CacheError(f"{seg_file} is missing (case {case_id})")
+        return np.load(npy, mmap_mode=mode), np.load(seg_file, mmap_mode=mode), properties
+    npz = folder / f"{case_id}.npz"
+    if npz.is_file():
+        with np.load(npz) as f:
+            return f["data"], f["seg"], properties
+    raise CacheError(f"neither {npy.name} nor {npz.name} exists in {folder} (case {case_id})")
+
+
+def case_ids_in_cache(folder: str | os.PathLike) -> list[str]:
+    """Sorted case ids of a configuration folder."""
+    return sorted(p.name[:-4] for p in Path(folder).glob("*.pkl") if not p.name.startswith("."))

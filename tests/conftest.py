@@ -1,0 +1,52 @@
+"""Shared fixtures: nnU-Net folder variables pointing into a temporary directory, small synthetic datasets, and the
+real Hippocampus data (tests that need it skip with a reason when ``../shared/data`` is absent)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HIPPOCAMPUS = Path(os.environ.get("MONAI_NNUNET_HIPPOCAMPUS", REPO_ROOT.parent / "shared" / "data" / "Dataset004_Hippocampus"))
+
+requires_hippocampus = pytest.mark.skipif(
+    not (HIPPOCAMPUS / "dataset.json").is_file(),
+    reason=f"the real Hippocampus data is not available at {HIPPOCAMPUS} (it lives in ../shared/data beside the "
+    f"repository; set MONAI_NNUNET_HIPPOCAMPUS to point elsewhere)",
+)
+
+# small, fast synthetic datasets: (dataset_id, kwargs for make_synthetic_dataset)
+SMALL_ISO = dict(dataset_id=998, name="Synthetic", num_cases=6, shape=(20, 24, 22), num_test_cases=1, seed=1)
+
+
+@pytest.fixture
+def nnunet_env(tmp_path, monkeypatch):
+    """Points nnUNet_raw / _preprocessed / _results at empty folders under tmp_path."""
+    env = {}
+    for name in ("raw", "preprocessed", "results"):
+        folder = tmp_path / f"nnUNet_{name}"
+        folder.mkdir()
+        monkeypatch.setenv(f"nnUNet_{name}", str(folder))
+        env[name] = folder
+    monkeypatch.setenv("nnUNet_def_n_proc", "1")  # in-process: no worker start-up in unit tests
+    return env
+
+
+@pytest.fixture(scope="session")
+def synthetic_template(tmp_path_factory):
+    """A small synthetic dataset written once per session; copy it with ``copy_synthetic``."""
+    from monai_nnunet.dataset.synthetic import make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("synthetic_template")
+    return make_synthetic_dataset(root, **SMALL_ISO)
+
+
+@pytest.fixture
+def synthetic_dataset(nnunet_env, synthetic_template):
+    """A fresh copy of the session's synthetic dataset inside ``nnUNet_raw``."""
+    target = nnunet_env["raw"] / synthetic_template.name
+    shutil.copytree(synthetic_template, target)
+    return target

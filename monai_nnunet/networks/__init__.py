@@ -1,0 +1,33 @@
+"""Networks built from nnU-Net v2 plans.
+
+- :func:`build_network`: plans configuration -> network (the default is :class:`PlansDynUNet`, MONAI's
+  ``DynUNet`` configured as nnU-Net's ``PlainConvUNet``).
+- :mod:`monai_nnunet.networks.custom`: :class:`DynamicKiUNet` and :class:`DynamicUIUNet`, built from the same plans.
+- :func:`load_nnunet_weights` / :func:`monai_to_nnunet_state_dict`: weight interchange with nnU-Net v2.
+- :func:`set_deep_supervision`: the switch a trainer flips for validation and inference.
+"""
+
+from monai_nnunet.networks.builder import build_network, set_deep_supervision
+from monai_nnunet.networks.custom import DynamicKiUNet, DynamicUIUNet
+from monai_nnunet.networks.initialization import init_weights_he
+from monai_nnunet.networks.nnunet_weights import (
+    load_nnunet_weights,
+    monai_to_nnunet_state_dict,
+    nnunet_to_monai_state_dict,
+)
+from monai_nnunet.networks.plans_architecture import ArchitecturePlan, read_architecture
+from monai_nnunet.networks.plans_dynunet import PlansDynUNet
+
+__all__ = [
+    "ArchitecturePlan",
+    "DynamicKiUNet",
+    "DynamicUIUNet",
+    "PlansDynUNet",
+    "build_network",
+    "init_weights_he",
+    "load_nnunet_weights",
+    "monai_to_nnunet_state_dict",
+    "nnunet_to_monai_state_dict",
+    "read_architecture",
+    "set_deep_supervision",
+]

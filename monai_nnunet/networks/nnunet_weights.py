@@ -1,0 +1,187 @@
+"""Weight interchange between nnU-Net v2's ``PlainConvUNet`` and :class:`PlansDynUNet`.
+
+nnU-Net v2 saves ``checkpoint["network_weights"] = network.state_dict()``, whose keys are
+
+- ``encoder.stages.{s}.0.convs.{c}.conv.{weight,bias}`` and ``....norm.{weight,bias}`` for encoder stage ``s``,
+- ``decoder.transpconvs.{d}.{weight,bias}`` and ``decoder.stages.{d}.convs.{c}.{conv,norm}.*`` for decoder stage
+  ``d`` (lowest resolution first),
+- ``decoder.seg_layers.{d}.{weight,bias}``, one segmentation layer per decoder stage,
+
+plus aliases of the same tensors (``....convs.{c}.all_modules.{0,1}.*`` and the whole encoder again under
+``decoder.encoder.``). The convolution biases that precede instance normalisation are dropped on import (the norm
+removes them exactly) and written as zeros on export. nnU-Net itself is never imported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+
+import torch
+
+from monai_nnunet.networks.plans_dynunet import PlansDynUNet
+
+__all__ = ["load_nnunet_weights", "monai_to_nnunet_state_dict", "nnunet_to_monai_state_dict"]
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+_CONV_ALIAS = re.compile(r"\.convs\.(\d+)\.conv\.")
+_NORM_ALIAS = re.compile(r"\.convs\.(\d+)\.norm\.")
+
+
+def nnunet_to_monai_state_dict(
+    nnunet_state: Mapping[str, torch.Tensor], network: PlansDynUNet
+) -> dict[str, torch.Tensor]:
+    """Converts nnU-Net v2 ``PlainConvUNet`` weights to a state dict that ``network`` loads strictly.
+
+    Args:
+        nnunet_state: nnU-Net's ``network_weights`` (a whole nnU-Net checkpoint dict is accepted too). Keys may
+            carry DDP's ``module.`` or ``torch.compile``'s ``_orig_mod.`` prefix.
+        network: the target network, built from the same plans.
+
+    Returns:
+        A state dict with every key of ``network.state_dict()`` (aliases included), tensors copied.
+
+    Raises:
+        KeyError: when a weight the network needs is missing.
+        ValueError: when the nnU-Net state has keys this layout does not explain (another architecture) or a
+            tensor's shape differs from the network's.
+    """
+    source = _strip_wrappers(_network_weights(nnunet_state))
+    pairs = list(_key_pairs(network))
+    dropped = set(_dropped_nnunet_keys(network))
+    known = _with_nnunet_aliases({k: None for k in [theirs for _, theirs in pairs] + sorted(dropped)})
+    unexpected = sorted(k for k in source if k not in known)
+    if unexpected:
+        raise ValueError(
+            f"nnU-Net weights have {len(unexpected)} keys a PlainConvUNet for these plans does not have, "
+            f"e.g. {unexpected[:5]} (another architecture or other plans?)."
+        )
+    missing = sorted(theirs for _, theirs in pairs if theirs not in source)
+    if missing:
+        raise KeyError(f"nnU-Net weights lack {len(missing)} keys, e.g. {missing[:5]}.")
+    canonical = {ours: source[theirs].detach().clone() for ours, theirs in pairs}
+    return _expand_to_network_aliases(canonical, network)
+
+
+def monai_to_nnunet_state_dict(network: PlansDynUNet) -> dict[str, torch.Tensor]:
+    """Writes a network's weights in nnU-Net v2's ``PlainConvUNet`` layout.
+
+    Args:
+        network: a :class:`PlansDynUNet`.
+
+    Returns:
+        A state dict that nnU-Net's ``PlainConvUNet`` (same plans, ``conv_bias`` as built) loads strictly,
+        aliases included; convolution biases before instance norm are zeros.
+    """
+    ours = dict(network.named_parameters())
+    canonical: dict[str, torch.Tensor | None] = {}
+    for mine, theirs in _key_pairs(network):
+        canonical[theirs] = ours[mine].detach().clone()
+    for theirs in _dropped_nnunet_keys(network):
+        weight = canonical[theirs[: -len("bias")] + "weight"]
+        canonical[theirs] = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
+    return _with_nnunet_aliases(canonical)  # aliases share tensors, as in nnU-Net's own state dict
+
+
+def load_nnunet_weights(network: PlansDynUNet, nnunet_state: Mapping[str, torch.Tensor]) -> PlansDynUNet:
+    """Loads nnU-Net v2 ``PlainConvUNet`` weights (or a whole nnU-Net checkpoint) into ``network`` in place.
+
+    Args:
+        network: a :class:`PlansDynUNet` built from the plans the weights were trained with.
+        nnunet_state: ``network_weights`` or the checkpoint dict holding it.
+
+    Returns:
+        ``network``, for chaining.
+
+    Raises:
+        KeyError, ValueError: see :func:`nnunet_to_monai_state_dict`.
+    """
+    network.load_state_dict(nnunet_to_monai_state_dict(nnunet_state, network), strict=True)
+    return network
+
+
+def _network_weights(state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    inner = state.get("network_weights") if isinstance(state, Mapping) else None
+    return inner if isinstance(inner, Mapping) else state
+
+
+def _strip_wrappers(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        for prefix in _WRAPPER_PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        out[key] = value
+    return out
+
+
+def _has_affine_norm(network: PlansDynUNet) -> bool:
+    return getattr(network.input_block.norm1, "weight", None) is not None
+
+
+def _key_pairs(network: PlansDynUNet) -> Iterator[tuple[str, str]]:
+    """(our canonical key, nnU-Net canonical key) for every parameter of ``network``."""
+    n = network.stage_plan.n_stages
+    norm_params = ("weight", "bias") if _has_affine_norm(network) else ()
+    encoder = ["input_block"] + [f"downsamples.{i}" for i in range(n - 2)] + ["bottleneck"]
+    for s, mine in enumerate(encoder):
+        theirs = f"encoder.stages.{s}.0.convs"
+        yield from _conv_block_pairs(mine, theirs, norm_params)
+    for d in range(n - 1):
+        yield f"upsamples.{d}.transp_conv.conv.weight", f"decoder.transpconvs.{d}.weight"
+        if network.trans_bias:
+            yield f"upsamples.{d}.transp_conv.conv.bias", f"decoder.transpconvs.{d}.bias"
+        yield from _conv_block_pairs(f"upsamples.{d}.conv_block", f"decoder.stages.{d}.convs", norm_params)
+    heads = ["output_block"] + [f"deep_supervision_heads.{k}" for k in range(n - 2)]
+    for level, mine in enumerate(heads):
+        for p in ("weight", "bias"):
+            yield f"{mine}.conv.conv.{p}", f"decoder.seg_layers.{n - 2 - level}.{p}"
+
+
+def _conv_block_pairs(mine: str, theirs: str, norm_params: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    for c in (0, 1):
+        yield f"{mine}.conv{c + 1}.conv.weight", f"{theirs}.{c}.conv.weight"
+        for p in norm_params:
+            yield f"{mine}.norm{c + 1}.{p}", f"{theirs}.{c}.norm.{p}"
+
+
+def _dropped_nnunet_keys(network: PlansDynUNet) -> Iterator[str]:
+    """nnU-Net's convolution biases before instance norm (present when ``conv_bias``), which we do not carry."""
+    if not network.trans_bias:
+        return
+    n = network.stage_plan.n_stages
+    for s in range(n):
+        for c in (0, 1):
+            yield f"encoder.stages.{s}.0.convs.{c}.conv.bias"
+    for d in range(n - 1):
+        for c in (0, 1):
+            yield f"decoder.stages.{d}.convs.{c}.conv.bias"
+
+
+def _with_nnunet_aliases(canonical: Mapping[str, object]) -> dict[str, object]:
+    """Adds nnU-Net's alias keys (``all_modules.{0,1}``, ``decoder.encoder.``) pointing at the same values."""
+    out: dict[str, object] = {}
+    for key, value in canonical.items():
+        variants = {
+            key,
+            _CONV_ALIAS.sub(r".convs.\1.all_modules.0.", key),
+            _NORM_ALIAS.sub(r".convs.\1.all_modules.1.", key),
+        }
+        for variant in sorted(variants):
+            out[variant] = value
+            if variant.startswith("encoder."):
+                out["decoder." + variant] = value
+    return out
+
+
+def _expand_to_network_aliases(canonical: dict[str, torch.Tensor], network: PlansDynUNet) -> dict[str, torch.Tensor]:
+    """Fills in every name under which ``network`` registers the same tensor (DynUNet's ``skip_layers.*``)."""
+    names_by_tensor: dict[int, list[str]] = {}
+    full_state = network.state_dict(keep_vars=True)
+    for name, tensor in full_state.items():
+        names_by_tensor.setdefault(id(tensor), []).append(name)
+    out: dict[str, torch.Tensor] = {}
+    for name, value in canonical.items():
+        for alias in names_by_tensor[id(full_state[name])]:
+            out[alias] = value
+    return out

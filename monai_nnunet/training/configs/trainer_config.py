@@ -1,0 +1,379 @@
+"""``TrainerConfig``: choose the network, the loss and training overrides without subclassing the trainer.
+
+A config names *what* to build; the trainer builds it with its own defaults through :meth:`TrainerConfig.build_network`,
+:meth:`~TrainerConfig.build_loss`, :meth:`~TrainerConfig.build_optimizer` and
+:meth:`~TrainerConfig.build_lr_scheduler`. Classes may be given as objects or as ``"package.module:NAME"`` strings;
+strings are imported only when something is built, so a config (and the registry of built-in configs) can be
+imported without importing MONAI, the networks or the losses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported by whoever builds something, not by reading configs
+    import torch.nn as nn
+
+__all__ = ["OVERRIDE_FIELDS", "TrainerConfig", "call_with_defaults", "resolve_reference"]
+
+#: Fields whose ``None`` means "keep the trainer's default".
+OVERRIDE_FIELDS = (
+    "num_epochs",
+    "iterations_per_epoch",
+    "initial_lr",
+    "weight_decay",
+    "batch_size",
+    "patch_size",
+    "oversample_foreground_percent",
+    "enable_deep_supervision",
+    "optimizer",
+    "lr_scheduler",
+    "mirror_axes",
+    "val_every",
+)
+
+Reference = Callable[..., Any] | str
+
+
+@dataclass
+class TrainerConfig:
+    """What a training run builds, and which of the trainer's defaults it changes.
+
+    Examples (the two forms of the user documentation)::
+
+        TrainerConfig(architecture=DynamicKiUNet, architecture_kwargs={"pool_type": "max", "deep_supervision": True},
+                      loss=DC_and_CE_loss, loss_kwargs={"soft_dice_kwargs": {}, "ce_kwargs": {}})
+        TrainerConfig(loss=DC_and_Blob_CE_loss({"batch_dice": True}, {}))
+
+    Attributes:
+        architecture: network class or factory, called with the plans' ``arch_kwargs`` as keywords plus
+            ``input_channels``, ``num_classes`` and ``deep_supervision`` (see
+            :func:`monai_nnunet.networks.build_network`), or a ``"package.module:NAME"`` string. ``None``: the plans'
+            network (nnU-Net's plain U-Net as :class:`~monai_nnunet.networks.PlansDynUNet`).
+        architecture_kwargs: extra keywords for ``architecture``, overriding plans entries of the same name. A
+            ``deep_supervision`` entry sets :attr:`enable_deep_supervision` (they must agree when both are given).
+        loss: a loss class or factory (called with the trainer's default keywords merged with ``loss_kwargs``), a
+            ready loss instance (used as it is), a ``"package.module:NAME"`` string, or ``None`` for the trainer's
+            default loss (Dice + CE, or Dice + BCE for region-based labels).
+        loss_kwargs: keywords for ``loss``; must be empty when ``loss`` is an instance.
+        num_epochs, iterations_per_epoch, initial_lr, weight_decay, batch_size, patch_size,
+        oversample_foreground_percent, enable_deep_supervision, mirror_axes, val_every: overrides of the
+            trainer's defaults; ``None`` keeps the default. ``mirror_axes=()`` turns mirroring off.
+        optimizer: an optimiser class or factory called as ``optimizer(params, **defaults)`` (defaults the
+            factory does not accept are left out), a reference string, or ``None`` (SGD, Nesterov, momentum 0.99).
+        lr_scheduler: a scheduler class or factory called as ``lr_scheduler(optimizer, **defaults)`` in the same
+            way, a reference string, or ``None`` (polynomial decay).
+        description: one line for ``--help`` listings and logs.
+
+    Raises:
+        TypeError, ValueError: from ``__post_init__`` on a wrong type or out-of-range value.
+    """
+
+    architecture: Reference | None = None
+    architecture_kwargs: dict[str, Any] = field(default_factory=dict)
+    loss: Reference | nn.Module | None = None
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)
+    num_epochs: int | None = None
+    iterations_per_epoch: int | None = None
+    initial_lr: float | None = None
+    weight_decay: float | None = None
+    batch_size: int | None = None
+    patch_size: tuple[int, ...] | None = None
+    oversample_foreground_percent: float | None = None
+    enable_deep_supervision: bool | None = None
+    optimizer: Reference | None = None
+    lr_scheduler: Reference | None = None
+    mirror_axes: tuple[int, ...] | None = None
+    val_every: int | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_reference("architecture", self.architecture)
+        _check_reference("optimizer", self.optimizer)
+        _check_reference("lr_scheduler", self.lr_scheduler)
+        if not _is_module(self.loss):
+            _check_reference("loss", self.loss)
+        self.architecture_kwargs = _as_dict("architecture_kwargs", self.architecture_kwargs)
+        self.loss_kwargs = _as_dict("loss_kwargs", self.loss_kwargs)
+        if _is_module(self.loss) and self.loss_kwargs:
+            raise ValueError("loss is an instance, so loss_kwargs would be ignored; pass the class instead.")
+        reserved = [k for k in ("input_channels", "num_classes") if k in self.architecture_kwargs]
+        if reserved:
+            raise ValueError(f"architecture_kwargs may not set {reserved}; they come from the dataset.")
+        for name in ("num_epochs", "iterations_per_epoch", "batch_size", "val_every"):
+            _check_positive_int(name, getattr(self, name))
+        _check_number("initial_lr", self.initial_lr, low=0.0, low_inclusive=False)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("oversample_foreground_percent", self.oversample_foreground_percent, low=0.0, high=1.0)
+        if self.enable_deep_supervision is not None and not isinstance(self.enable_deep_supervision, bool):
+            raise TypeError(f"enable_deep_supervision must be a bool or None, got {self.enable_deep_supervision!r}.")
+        arch_ds = self.architecture_kwargs.get("deep_supervision")
+        if arch_ds is not None:
+            if self.enable_deep_supervision is None:
+                self.enable_deep_supervision = bool(arch_ds)
+            elif bool(arch_ds) != self.enable_deep_supervision:
+                raise ValueError(
+                    f"architecture_kwargs['deep_supervision']={arch_ds} contradicts "
+                    f"enable_deep_supervision={self.enable_deep_supervision}."
+                )
+        self.patch_size = _int_tuple("patch_size", self.patch_size, minimum=1, lengths=(2, 3))
+        self.mirror_axes = _int_tuple("mirror_axes", self.mirror_axes, minimum=0, lengths=(0, 1, 2, 3))
+        axes = self.mirror_axes or ()
+        if len(set(axes)) != len(axes) or any(a > 2 for a in axes):
+            raise ValueError(f"mirror_axes must be distinct spatial axes in 0..2, got {self.mirror_axes}.")
+        if not isinstance(self.description, str):
+            raise TypeError(f"description must be a string, got {type(self.description).__name__}.")
+
+    def overrides(self) -> dict[str, Any]:
+        """The override fields that are set (not ``None``), by name."""
+        return {name: getattr(self, name) for name in OVERRIDE_FIELDS if getattr(self, name) is not None}
+
+    def build_network(
+        self, configuration: Any, num_input_channels: int, num_outputs: int, deep_supervision: bool | None = None
+    ) -> nn.Module:
+        """Builds the network for a plans configuration.
+
+        Args:
+            configuration: the plans' configuration entry (dict) or a ``ConfigurationManager``.
+            num_input_channels: image channels.
+            num_outputs: segmentation heads.
+            deep_supervision: the trainer's setting; ``None`` takes :attr:`enable_deep_supervision`, else ``True``.
+
+        Returns:
+            The network (:class:`~monai_nnunet.networks.PlansDynUNet` when :attr:`architecture` is ``None``).
+        """
+        from monai_nnunet.networks import build_network
+
+        if deep_supervision is None:
+            deep_supervision = True if self.enable_deep_supervision is None else self.enable_deep_supervision
+        architecture = None if self.architecture is None else resolve_reference(self.architecture)
+        return build_network(
+            configuration,
+            num_input_channels,
+            num_outputs,
+            deep_supervision=deep_supervision,
+            architecture=architecture,
+            architecture_kwargs=self.architecture_kwargs,
+        )
+
+    def build_loss(self, default: Callable[..., nn.Module] | None = None, **defaults: Any) -> nn.Module:
+        """Builds the loss.
+
+        An instance in :attr:`loss` is returned as it is. A class (or factory, or reference) is called with
+        ``defaults`` merged with :attr:`loss_kwargs` (``loss_kwargs`` wins; dict values are merged key by key, so
+        ``{"soft_dice_kwargs": {}}`` keeps the trainer's Dice settings); defaults the class does not accept are
+        dropped, ``loss_kwargs`` never are.
+
+        Args:
+            default: the loss class to use when :attr:`loss` is ``None``.
+            **defaults: the trainer's keywords, e.g. ``soft_dice_kwargs``, ``ce_kwargs``, ``ignore_label``.
+
+        Returns:
+            The loss module.
+
+        Raises:
+            ValueError: when :attr:`loss` and ``default`` are both ``None``.
+        """
+        if _is_module(self.loss):
+            return self.loss
+        factory = self.loss if self.loss is not None else default
+        if factory is None:
+            raise ValueError("this TrainerConfig has no loss; pass the trainer's default loss class as `default`.")
+        return call_with_defaults(resolve_reference(factory), (), defaults, self.loss_kwargs)
+
+    def build_optimizer(self, params: Any, default: Callable[..., Any] | None = None, **defaults: Any) -> Any:
+        """Builds the optimiser: ``optimizer(params, **defaults)`` (or ``default`` when :attr:`optimizer` is ``None``).
+
+        Args:
+            params: the network's parameters (or parameter groups).
+            default: the optimiser class to use when :attr:`optimizer` is ``None``.
+            **defaults: e.g. ``lr``, ``weight_decay``, ``momentum``, ``nesterov``; ones the class does not accept
+                are dropped (so ``optimizer=torch.optim.Adam`` simply ignores ``momentum``).
+
+        Raises:
+            ValueError: when :attr:`optimizer` and ``default`` are both ``None``.
+        """
+        factory = self.optimizer if self.optimizer is not None else default
+        if factory is None:
+            raise ValueError("this TrainerConfig has no optimizer; pass the trainer's default as `default`.")
+        return call_with_defaults(resolve_reference(factory), (params,), defaults, {})
+
+    def build_lr_scheduler(self, optimizer: Any, default: Callable[..., Any] | None = None, **defaults: Any) -> Any:
+        """Builds the LR scheduler: ``lr_scheduler(optimizer, **defaults)``, unaccepted defaults dropped.
+
+        Args:
+            optimizer: the optimiser to schedule.
+            default: the scheduler class to use when :attr:`lr_scheduler` is ``None``.
+            **defaults: the trainer's scheduler keywords (e.g. ``initial_lr``, ``max_steps``, ``exponent``).
+
+        Raises:
+            ValueError: when :attr:`lr_scheduler` and ``default`` are both ``None``.
+        """
+        factory = self.lr_scheduler if self.lr_scheduler is not None else default
+        if factory is None:
+            raise ValueError("this TrainerConfig has no lr_scheduler; pass the trainer's default as `default`.")
+        return call_with_defaults(resolve_reference(factory), (optimizer,), defaults, {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description for checkpoints and ``debug.json``.
+
+        Classes and functions become ``"module:qualname"``; a loss instance becomes
+        ``{"instance_of": "module:qualname"}``; tuples become lists; other objects their ``repr``.
+        """
+        return {f.name: _describe(getattr(self, f.name)) for f in fields(self)}
+
+
+def resolve_reference(ref: Reference) -> Callable[..., Any]:
+    """Imports ``"package.module:NAME"`` (or ``"package.module.NAME"``); anything else is returned unchanged.
+
+    ``NAME`` may be dotted (``"pkg.mod:Outer.Inner"``).
+
+    Args:
+        ref: a reference string or an object.
+
+    Returns:
+        The imported (or given) object.
+
+    Raises:
+        ImportError: when the module cannot be imported.
+        AttributeError: when the module has no such name.
+        ValueError: for a malformed string.
+    """
+    if not isinstance(ref, str):
+        return ref
+    module_name, attr_path = _split_reference(ref)
+    obj: Any = importlib.import_module(module_name)
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            raise AttributeError(f"module {module_name!r} has no attribute {attr_path!r} (from {ref!r}).")
+        obj = getattr(obj, part)
+    return obj
+
+
+def call_with_defaults(
+    factory: Callable[..., Any], args: tuple, defaults: Mapping[str, Any], explicit: Mapping[str, Any]
+) -> Any:
+    """Calls ``factory(*args, **merged)``: ``explicit`` over ``defaults``, dicts merged, unaccepted defaults dropped.
+
+    Args:
+        factory: class or function.
+        args: positional arguments.
+        defaults: keywords offered by the caller; dropped when the factory's signature has no such parameter
+            (and no ``**kwargs``).
+        explicit: keywords the user asked for; always passed.
+
+    Returns:
+        What the factory returns.
+    """
+    accepted = _accepted_keywords(factory)
+    offered = {k: v for k, v in defaults.items() if accepted is None or k in accepted}
+    return factory(*args, **_deep_merge(offered, explicit))
+
+
+def _is_module(obj: Any) -> bool:
+    """Whether ``obj`` is a ``torch.nn.Module`` instance (without importing torch: no torch, no module)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+def _split_reference(ref: str) -> tuple[str, str]:
+    if ":" in ref:
+        module_name, _, attr_path = ref.partition(":")
+    else:
+        module_name, _, attr_path = ref.rpartition(".")
+    if not module_name or not attr_path or ":" in attr_path:
+        raise ValueError(f"expected 'package.module:NAME', got {ref!r}.")
+    return module_name, attr_path
+
+
+def _accepted_keywords(factory: Callable[..., Any]) -> set[str] | None:
+    """Keyword names ``factory`` accepts, or ``None`` when it takes ``**kwargs`` or has no inspectable signature."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name for p in params if p.kind in named}
+
+
+def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_reference(name: str, value: Any) -> None:
+    if value is None or callable(value):
+        return
+    if isinstance(value, str):
+        _split_reference(value)
+        return
+    raise TypeError(f"{name} must be a class, a callable, a 'package.module:NAME' string or None; got {value!r}.")
+
+
+def _as_dict(name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict, got {type(value).__name__}.")
+    return dict(value)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int or None, got {value!r}.")
+
+
+def _check_number(
+    name: str, value: Any, low: float | None = None, high: float | None = None, low_inclusive: bool = True
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number or None, got {value!r}.")
+    too_low = low is not None and (value < low or (not low_inclusive and value == low))
+    if too_low or (high is not None and value > high):
+        bounds = f"{'[' if low_inclusive else '('}{low}, {high if high is not None else 'inf'}]"
+        raise ValueError(f"{name} must be in {bounds}, got {value}.")
+
+
+def _int_tuple(name: str, value: Any, minimum: int, lengths: Sequence[int]) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a sequence of ints or None, got {value!r}.")
+    out = tuple(value)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in out) or len(out) not in lengths:
+        raise ValueError(f"{name} must have {list(lengths)} ints >= {minimum}, got {value!r}.")
+    return out
+
+
+def _describe(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if _is_module(value):
+        return {"instance_of": _qualified_name(type(value))}
+    if inspect.isclass(value) or inspect.isfunction(value) or inspect.ismethod(value):
+        return _qualified_name(value)
+    if isinstance(value, Mapping):
+        return {str(k): _describe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    return repr(value)
+
+
+def _qualified_name(obj: Any) -> str:
+    return f"{obj.__module__}:{obj.__qualname__}"

@@ -50,3 +50,24 @@ def synthetic_dataset(nnunet_env, synthetic_template):
     target = nnunet_env["raw"] / synthetic_template.name
     shutil.copytree(synthetic_template, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def preprocessed_synthetic(tmp_path_factory, synthetic_template):
+    """The session's synthetic dataset planned and preprocessed (2d and 3d_fullres) once.
+
+    Returns a dict with ``raw``, ``preprocessed``, ``results`` roots and ``folder`` (the dataset's preprocessed
+    folder). Tests that write results must use their own ``results`` folder.
+    """
+    root = tmp_path_factory.mktemp("preprocessed_synthetic")
+    env = {name: root / f"nnUNet_{name}" for name in ("raw", "preprocessed", "results")}
+    for folder in env.values():
+        folder.mkdir()
+    shutil.copytree(synthetic_template, env["raw"] / synthetic_template.name)
+    with pytest.MonkeyPatch.context() as mp:
+        for name, folder in env.items():
+            mp.setenv(f"nnUNet_{name}", str(folder))
+        from monai_nnunet.planning import plan_and_preprocess
+
+        plan_and_preprocess([998], configurations=["2d", "3d_fullres"], num_processes=1)
+    return {**env, "folder": env["preprocessed"] / synthetic_template.name}

@@ -1,0 +1,140 @@
+"""Intensity augmentations MONAI lacks in nnU-Net's form (per-channel probabilities, nnU-Net's gamma sampling).
+
+The others come from MONAI as they are: ``RandGaussianNoised`` (noise), ``RandScaleIntensityd`` (brightness),
+``RandScaleIntensityFixedMeand`` (contrast with preserved range); see ``pipeline``.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+from monai.networks.layers import separable_filtering
+from monai.networks.layers.convutils import gaussian_1d
+from monai.transforms import AdjustContrast, MapTransform, Randomizable
+
+__all__ = ["RandChannelGaussianSmoothd", "RandChannelLowResolutiond", "RandGammad", "sample_around_one"]
+
+
+def sample_around_one(rng: np.random.RandomState, value_range: Sequence[float]) -> float:
+    """nnU-Net's contrast/gamma sampling: with probability 0.5 below 1 (uniform in [low, 1)), else above 1."""
+    low, high = value_range
+    if rng.random_sample() < 0.5 and low < 1:
+        return float(rng.uniform(low, 1))
+    return float(rng.uniform(max(low, 1), high))
+
+
+def _gaussian_blur(channel: torch.Tensor, sigmas: Sequence[float]) -> torch.Tensor:
+    """Separable Gaussian blur of ``(1, *spatial)`` with reflect padding (nnU-Net's; zero padding would darken the
+    borders), via MONAI's ``separable_filtering``; a sigma of 0 leaves that axis alone."""
+    kernels = [gaussian_1d(torch.tensor(float(s)), truncated=4.0).to(channel) if s > 0
+               else torch.ones(1, dtype=channel.dtype, device=channel.device) for s in sigmas]
+    fits = all(len(k) // 2 < n for k, n in zip(kernels, channel.shape[1:]))
+    return separable_filtering(channel[None], kernels, mode="reflect" if fits else "replicate")[0]
+
+
+class RandChannelGaussianSmoothd(Randomizable, MapTransform):
+    """Gaussian blur applied with probability ``prob``; then each channel with ``prob_per_channel``, each axis with
+    its own sigma from ``sigma_range`` (nnU-Net: 0.2, 0.5, (0.5, 1.0), axes not synchronised; reflect padding).
+
+    Args:
+        keys: image keys, ``(C, *spatial)``.
+        ignore_axes: spatial axes left unblurred (dummy-2D: the first).
+    """
+
+    def __init__(self, keys: KeysCollection, prob: float = 0.2, sigma_range: Sequence[float] = (0.5, 1.0),
+                 prob_per_channel: float = 0.5, ignore_axes: Sequence[int] = (), allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.prob, self.sigma_range, self.prob_per_channel = prob, tuple(sigma_range), prob_per_channel
+        self.ignore_axes = tuple(ignore_axes)
+
+    def randomize(self, data=None) -> None:
+        pass
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        if self.R.uniform() >= self.prob:
+            return d
+        for key in self.key_iterator(d):
+            image = torch.as_tensor(d[key]).clone()
+            for c in range(image.shape[0]):
+                if self.R.uniform() >= self.prob_per_channel:
+                    continue
+                sigma = [0.0 if a in self.ignore_axes else self.R.uniform(*self.sigma_range)
+                         for a in range(image.ndim - 1)]
+                image[c : c + 1] = _gaussian_blur(image[c : c + 1].float(), sigma)
+            d[key] = image
+        return d
+
+
+class RandChannelLowResolutiond(Randomizable, MapTransform):
+    """Simulated low resolution: downsample (nearest) by a zoom from ``zoom_range`` and upsample back (linear).
+
+    Applied with probability ``prob``, then per channel with ``prob_per_channel``; one zoom for all axes of a
+    channel except ``ignore_axes`` (nnU-Net: 0.25, (0.5, 1), 0.5).
+    """
+
+    def __init__(self, keys: KeysCollection, prob: float = 0.25, zoom_range: Sequence[float] = (0.5, 1.0),
+                 prob_per_channel: float = 0.5, ignore_axes: Sequence[int] = (), allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.prob, self.zoom_range, self.prob_per_channel = prob, tuple(zoom_range), prob_per_channel
+        self.ignore_axes = tuple(ignore_axes)
+
+    def randomize(self, data=None) -> None:
+        pass
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        if self.R.uniform() >= self.prob:
+            return d
+        for key in self.key_iterator(d):
+            image = torch.as_tensor(d[key]).clone()
+            spatial = image.shape[1:]
+            mode = "trilinear" if len(spatial) == 3 else "bilinear"
+            for c in range(image.shape[0]):
+                if self.R.uniform() >= self.prob_per_channel:
+                    continue
+                zoom = self.R.uniform(*self.zoom_range)
+                small = [s if a in self.ignore_axes else max(1, round(s * zoom)) for a, s in enumerate(spatial)]
+                channel = image[c][None, None].float()
+                low = F.interpolate(channel, size=small, mode="nearest-exact")
+                image[c] = F.interpolate(low, size=list(spatial), mode=mode, align_corners=False)[0, 0]
+            d[key] = image
+        return d
+
+
+class RandGammad(Randomizable, MapTransform):
+    """Gamma correction with nnU-Net's sampling (gamma below or above 1 with equal chance), optional inversion
+    (``invert_image``: gamma applied to the negated image) and retained mean/std, per channel, using MONAI's
+    ``AdjustContrast``. nnU-Net applies it twice: inverted with probability 0.1, plain with 0.3.
+    """
+
+    def __init__(self, keys: KeysCollection, prob: float = 0.3, gamma_range: Sequence[float] = (0.7, 1.5),
+                 invert_image: bool = False, retain_stats: bool = True, prob_per_channel: float = 1.0,
+                 allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        if gamma_range[0] <= 0 or gamma_range[0] > gamma_range[1]:
+            raise ValueError(f"gamma_range must be (low, high) with 0 < low <= high, got {gamma_range}")
+        self.prob, self.gamma_range = prob, tuple(gamma_range)
+        self.invert_image, self.retain_stats, self.prob_per_channel = invert_image, retain_stats, prob_per_channel
+
+    def randomize(self, data=None) -> None:
+        pass
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        if self.R.uniform() >= self.prob:
+            return d
+        for key in self.key_iterator(d):
+            image = torch.as_tensor(d[key]).clone()
+            for c in range(image.shape[0]):
+                if self.R.uniform() >= self.prob_per_channel:
+                    continue
+                gamma = sample_around_one(self.R, self.gamma_range)
+                adjust = AdjustContrast(gamma, invert_image=self.invert_image, retain_stats=self.retain_stats)
+                image[c : c + 1] = adjust(image[c : c + 1])
+            d[key] = image
+        return d

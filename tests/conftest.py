@@ -71,3 +71,23 @@ def preprocessed_synthetic(tmp_path_factory, synthetic_template):
 
         plan_and_preprocess([998], configurations=["2d", "3d_fullres"], num_processes=1)
     return {**env, "folder": env["preprocessed"] / synthetic_template.name}
+
+
+
+@pytest.fixture
+def run_env(preprocessed_synthetic, tmp_path, monkeypatch):
+    results = tmp_path / "nnUNet_results"
+    results.mkdir()
+    monkeypatch.setenv("nnUNet_raw", str(preprocessed_synthetic["raw"]))
+    monkeypatch.setenv("nnUNet_preprocessed", str(preprocessed_synthetic["preprocessed"]))
+    monkeypatch.setenv("nnUNet_results", str(results))
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    monkeypatch.setenv("nnUNet_def_n_proc", "1")  # exports and evaluation in-process: no worker start-up in tests
+    return {**preprocessed_synthetic, "results": results}
+
+
+SHORT = ["-device", "cpu", "--epochs", "2", "--iterations_per_epoch", "2", "--val_every", "1"]
+
+
+def fold_folder(results, trainer="nnUNetTrainer", configuration="3d_fullres", fold=0):
+    return results / "Dataset998_Synthetic" / f"{trainer}__nnUNetPlans__{configuration}" / f"fold_{fold}"

@@ -24,6 +24,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("preprocess", "write the preprocessed cache of planned configurations"),
     "convert_msd": ("convert_msd", "convert a Medical Segmentation Decathlon task folder to the nnU-Net layout"),
     "make_synthetic_dataset": ("make_synthetic_dataset", "write a small synthetic dataset in the raw layout"),
+    "predict": ("predict", "predict a folder of images with a trained model (sliding window, TTA, fold ensemble)"),
+    "evaluate_folder": ("evaluate_folder", "Dice and IoU per case and class of a prediction folder -> summary.json"),
+    "evaluate_simple": ("evaluate_simple", "like evaluate_folder, with labels given on the command line"),
+    "accumulate_crossval_results": ("accumulate_crossval_results",
+                                    "collect and evaluate the cross-validation predictions of a trained model"),
+    "find_best_configuration": ("find_best_configuration",
+                                "compare trained configurations and their ensembles; write inference instructions"),
+    "ensemble": ("ensemble", "average the saved probabilities of several prediction folders"),
+    "move_plans_between_datasets": ("move_plans_between_datasets",
+                                    "copy plans to another dataset (pretraining / fine-tuning)"),
+    "train": ("train", "train one fold of a configuration (nnU-Net's recipe, run as a MONAI bundle)"),
+    "export_bundle": ("export_bundle", "export trained folds as a self-contained MONAI bundle zip"),
+    "import_nnunet": ("import_nnunet", "turn a model trained by nnU-Net v2 into a MONAI bundle zip"),
 }
 #: nnU-Net's own names for commands we call differently
 ALIASES = {"convert_MSD_dataset": "convert_msd"}
@@ -48,9 +61,23 @@ def _run_command(name: str, argv: Sequence[str], prog: str) -> int:
     except (ValueError, OSError, LookupError, RuntimeError) as e:
         if os.environ.get("MONAI_NNUNET_DEBUG"):
             raise
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {_describe_error(e)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _describe_error(error: BaseException) -> str:
+    """The error's message, followed by the causes it wraps (MONAI's config parser wraps errors raised while it
+    instantiates a component, which would otherwise hide the reason)."""
+    lines, seen = [str(error)], {id(error)}
+    cause = error.__cause__ or error.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        message = str(cause).strip()
+        if message and message not in lines[-1]:
+            lines.append(f"caused by {type(cause).__name__}: {message}")
+        cause = cause.__cause__ or cause.__context__
+    return "\n  ".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,3 +118,11 @@ extract_fingerprint_entry = _entry("extract_fingerprint")
 plan_experiment_entry = _entry("plan_experiment")
 preprocess_entry = _entry("preprocess")
 convert_msd_entry = _entry("convert_msd")
+train_entry = _entry("train")
+predict_entry = _entry("predict")
+evaluate_folder_entry = _entry("evaluate_folder")
+evaluate_simple_entry = _entry("evaluate_simple")
+accumulate_crossval_results_entry = _entry("accumulate_crossval_results")
+find_best_configuration_entry = _entry("find_best_configuration")
+ensemble_entry = _entry("ensemble")
+move_plans_between_datasets_entry = _entry("move_plans_between_datasets")

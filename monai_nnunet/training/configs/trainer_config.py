@@ -35,6 +35,7 @@ OVERRIDE_FIELDS = (
     "lr_scheduler",
     "mirror_axes",
     "val_every",
+    "augmentation_device",
 )
 
 Reference = Callable[..., Any] | str
@@ -68,6 +69,9 @@ class TrainerConfig:
             factory does not accept are left out), a reference string, or ``None`` (SGD, Nesterov, momentum 0.99).
         lr_scheduler: a scheduler class or factory called as ``lr_scheduler(optimizer, **defaults)`` in the same
             way, a reference string, or ``None`` (polynomial decay).
+        augmentation_device: ``"cpu"`` (default: the loader workers augment) or ``"device"`` (the workers only cut
+            patches; spatial and intensity augmentation run on the training device, batch by batch, for machines
+            whose CPUs cannot keep up with the GPU).
         description: one line for ``--help`` listings and logs.
 
     Raises:
@@ -90,6 +94,7 @@ class TrainerConfig:
     lr_scheduler: Reference | None = None
     mirror_axes: tuple[int, ...] | None = None
     val_every: int | None = None
+    augmentation_device: str | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -126,6 +131,8 @@ class TrainerConfig:
         axes = self.mirror_axes or ()
         if len(set(axes)) != len(axes) or any(a > 2 for a in axes):
             raise ValueError(f"mirror_axes must be distinct spatial axes in 0..2, got {self.mirror_axes}.")
+        if self.augmentation_device not in (None, "cpu", "device"):
+            raise ValueError(f"augmentation_device must be 'cpu' or 'device', got {self.augmentation_device!r}.")
         if not isinstance(self.description, str):
             raise TypeError(f"description must be a string, got {type(self.description).__name__}.")
 

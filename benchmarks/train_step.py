@@ -1,0 +1,128 @@
+"""Seconds per training iteration for the Hippocampus 3d_fullres plans: ours and nnU-Net v2's, same plans, batch,
+patch and threads, in one run.
+
+    python benchmarks/train_step.py [--device cpu] [--threads 2] [--iterations 5] [--nnunet-python PATH]
+
+Both run their real training step on the same random batch (7 x 1 x 40 x 56 x 40, deep-supervision targets):
+ours is ``nnUNetTrainer.training_iteration`` (PlansDynUNet, DC_and_CE_loss with deep supervision, SGD, gradient
+clipping, the poly LR step) built through the run's bundle; nnU-Net's is ``nnUNetTrainer.train_step`` from a side
+venv (--nnunet-python, NNUNET_PYTHON or ../nnunet_venv). Each tool runs in its own process, alternating, and the
+median of the timed iterations (after warm-up) is reported. The plans come from our plan_and_preprocess of the
+shared Hippocampus data (equal to nnU-Net's), made in a temporary folder unless --preprocessed is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO_ROOT, fresh_dir, nnunet_python, require_hippocampus  # noqa: E402
+
+
+def run_ours(preprocessed: str, iterations: int, warmup: int, threads: int, device: str) -> dict:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ.setdefault("nnUNet_results", tempfile.mkdtemp())
+    os.environ["nnUNet_n_proc_DA"] = "0"
+    from monai_nnunet.training.execution import build_trainer
+
+    trainer = build_trainer("Dataset004_Hippocampus", "3d_fullres", 0, device=device,
+                            preprocessed_folder=Path(preprocessed) / "Dataset004_Hippocampus",
+                            output_folder=tempfile.mkdtemp())
+    trainer.initialize()
+    trainer.workflow.parser.get_parsed_content("train#trainer")
+    from monai_nnunet.transforms.labels import deep_supervision_scales
+
+    rng = np.random.default_rng(0)
+    patch, batch_size = trainer.settings.patch_size, trainer.settings.batch_size
+    seg = torch.from_numpy(rng.integers(0, 3, size=(batch_size, 1, *patch)).astype(np.int16))
+    scales = deep_supervision_scales(trainer.configuration_manager.pool_op_kernel_sizes)
+    batch = {"image": torch.from_numpy(rng.normal(size=(batch_size, 1, *patch)).astype(np.float32)),
+             "label": [torch.nn.functional.interpolate(seg.float(), scale_factor=s, mode="nearest-exact")
+                       .to(torch.int16) for s in scales], "keys": []}
+    trainer.on_epoch_start()
+    times = []
+    for i in range(warmup + iterations):
+        start = time.perf_counter()
+        trainer.training_iteration(None, batch)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return {"seconds": times}
+
+
+def measure(command: list[str], env: dict) -> list[float]:
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per tool (default 2)")
+    parser.add_argument("--preprocessed", default=None, help="our nnUNet_preprocessed holding Dataset004")
+    parser.add_argument("--nnunet-preprocessed", default=None, help="nnU-Net's nnUNet_preprocessed holding Dataset004")
+    parser.add_argument("--nnunet-python", default=None)
+    parser.add_argument("--child", nargs=5, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        pre, it, wu, th, dev = args.child
+        print(json.dumps(run_ours(pre, int(it), int(wu), int(th), dev)))
+        return
+    data = require_hippocampus()
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = args.preprocessed
+        if pre is None:
+            root = Path(tmp)
+            raw = fresh_dir(root / "raw")
+            (raw / data.name).symlink_to(data)
+            pre = str(fresh_dir(root / "pre"))
+            subprocess.run([sys.executable, "-m", "monai_nnunet", "plan_and_preprocess", "-d", "4", "-c", "3d_fullres",
+                            "-np", "2"], env=dict(env, nnUNet_raw=str(raw), nnUNet_preprocessed=pre,
+                                                  nnUNet_results=str(root / "res")), check=True, capture_output=True)
+        py = nnunet_python(args.nnunet_python)
+        theirs_pre = args.nnunet_preprocessed
+        if py is not None and theirs_pre is None:
+            root = Path(tmp) / "nnunet"
+            raw = fresh_dir(root / "raw")
+            (raw / data.name).symlink_to(data)
+            theirs_pre = str(fresh_dir(root / "pre"))
+            subprocess.run([str(py.parent / "nnUNetv2_plan_and_preprocess"), "-d", "4", "-c", "3d_fullres", "-np", "2"],
+                           env=dict(env, nnUNet_raw=str(raw), nnUNet_preprocessed=theirs_pre,
+                                    nnUNet_results=str(root / "res")), check=True, capture_output=True)
+        ours, theirs = [], []
+        for _ in range(args.rounds):
+            ours += measure([sys.executable, __file__, "--child", pre, str(args.iterations), str(args.warmup),
+                             str(args.threads), args.device], env)
+            if py is not None:
+                theirs += measure([str(py), str(Path(__file__).parent / "_nnunet_train_step.py"), theirs_pre,
+                                   str(args.iterations), str(args.warmup), str(args.threads), args.device], env)
+    print(f"training iteration, Hippocampus 3d_fullres (batch 7, patch 40x56x40), {args.device}, "
+          f"{args.threads} thread(s), median of {len(ours)} iterations:")
+    print(f"  monai_nnunet  {statistics.median(ours):.3f} s")
+    if theirs:
+        print(f"  nnU-Net v2    {statistics.median(theirs):.3f} s")
+        print(f"  nnU-Net / ours: {statistics.median(theirs) / statistics.median(ours):.2f}x")
+    else:
+        print("  (nnU-Net v2 not found: pass --nnunet-python to compare in the same run)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The components of the bundle's ``configs/inference.yaml``: the network from the plans, the folds as one
+averaging module, and the evaluator's iteration and writer. The preprocessing, sliding window (with mirroring) and
+export are ``nnUNetv2_predict``'s own, so a bundle predicts what ``nnUNetv2_predict`` predicts for the same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from ignite.engine import Engine, Events
+from torch import nn
+
+from monai_nnunet.dataset.dataset_json import DatasetDescription, load_dataset_json
+from monai_nnunet.planning.plans import PlansManager
+from monai_nnunet.utils.files import load_json
+
+__all__ = ["FoldEnsemble", "PredictionWriter", "fold_ensemble", "network_from_configuration", "network_from_plans",
+           "prediction_iteration", "single_case"]
+
+
+def _plans(plans: str | os.PathLike | Mapping) -> PlansManager:
+    return PlansManager(dict(plans)) if isinstance(plans, Mapping) else PlansManager(plans)
+
+
+def _dataset(dataset_json: str | os.PathLike | Mapping) -> DatasetDescription:
+    return DatasetDescription(dict(dataset_json)) if isinstance(dataset_json, Mapping) else load_dataset_json(dataset_json)
+
+
+def network_from_plans(plans: str | os.PathLike | Mapping, dataset_json: str | os.PathLike | Mapping,
+                       configuration: str, trainer_name: str = "nnUNetTrainer") -> nn.Module:
+    """The trained architecture (deep supervision off, eval mode) for a plans configuration, without weights.
+
+    Args:
+        plans: plans file or dict.
+        dataset_json: dataset.json file or dict (channels and labels decide input and output channels).
+        configuration: the plans configuration.
+        trainer_name: the ``-tr`` name the model was trained with (decides the architecture).
+    """
+    from monai_nnunet.inference.model_loading import build_inference_network
+
+    dataset = _dataset(dataset_json)
+    return build_inference_network(trainer_name, _plans(plans).get_configuration(configuration),
+                                   dataset.num_channels, dataset.num_segmentation_heads)
+
+
+def network_from_configuration(configuration: Mapping[str, Any], num_input_channels: int, num_outputs: int,
+                               trainer_name: str = "nnUNetTrainer") -> nn.Module:
+    """The trained architecture (deep supervision off, eval mode) from a plans configuration dict (as written inline
+    into an exported bundle's inference config), without weights."""
+    from monai_nnunet.inference.model_loading import build_inference_network
+    from monai_nnunet.planning.plans import ConfigurationManager
+
+    return build_inference_network(trainer_name, ConfigurationManager(dict(configuration)), int(num_input_channels),
+                                   int(num_outputs))
+
+
+class FoldEnsemble(nn.Module):
+    """The mean logits of several networks (one per fold); ``(B, C, *spatial)`` -> ``(B, K, *spatial)``."""
+
+    def __init__(self, networks: Sequence[nn.Module]):
+        super().__init__()
+        if not networks:
+            raise ValueError("FoldEnsemble needs at least one network")
+        self.networks = nn.ModuleList(networks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = None
+        for network in self.networks:
+            out = network(x)
+            out = out[0] if isinstance(out, (list, tuple)) else out
+            total = out.clone() if total is None else total.add_(out)
+        return total / len(self.networks)
+
+
+def _state_dict(file: str | os.PathLike) -> dict:
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    if isinstance(state, Mapping) and "network_weights" in state:  # a training checkpoint
+        state = state["network_weights"]
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{file} holds no state dict")
+    return dict(state)
+
+
+def fold_ensemble(network: nn.Module, model_files: Sequence[str | os.PathLike], device: str | torch.device = "cpu"
+                  ) -> FoldEnsemble:
+    """One copy of ``network`` per weights file (``models/model.pt``, ``models/model_fold_1.pt``, ... or training
+    checkpoints), averaged.
+
+    Raises:
+        FileNotFoundError: a weights file is missing.
+        ValueError: weights that do not fit the network (the message names the file and the layers).
+    """
+    if isinstance(model_files, (str, os.PathLike)):
+        model_files = [model_files]
+    networks = []
+    for file in model_files:
+        if not Path(file).is_file():
+            raise FileNotFoundError(f"model weights {file} do not exist")
+        net = copy.deepcopy(network)
+        try:
+            net.load_state_dict(_state_dict(file))
+        except RuntimeError as e:
+            raise ValueError(f"{file}: the weights do not fit the network built from the plans: {e}") from e
+        networks.append(net.eval())
+    return FoldEnsemble(networks).to(device).eval()
+
+
+def single_case(items: list) -> dict:
+    """``collate_fn`` for a DataLoader with ``batch_size=1`` over whole cases (keeps properties as they are)."""
+    return items[0]
+
+
+def prediction_iteration(engine: Engine, batch: Mapping[str, Any]) -> dict:
+    """The evaluator's iteration: the whole case through ``engine.inferer`` (sliding window with mirroring)."""
+    from monai_nnunet.inference.cases import InputCaseError
+
+    if batch.get("error"):
+        raise InputCaseError(batch["error"])
+    engine.network.eval()
+    with torch.no_grad():
+        logits = engine.inferer(batch["data"][None], engine.network)[0]
+    return {"logits": logits, "properties": batch["properties"], "case_id": batch["case_id"]}
+
+
+class PredictionWriter:
+    """Writes each predicted case into ``output_dir`` in its input's geometry (``nnUNetv2_predict``'s export).
+
+    Args:
+        output_dir: created if missing.
+        plans, configuration, dataset_json: the model's plans, configuration name and dataset.json.
+        save_probabilities: also write ``CASE.npz`` probabilities.
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, plans: str | os.PathLike | Mapping, configuration: str,
+                 dataset_json: str | os.PathLike | Mapping, save_probabilities: bool = False):
+        self.output_dir = Path(output_dir)
+        self.plans = _plans(plans)
+        self.configuration = configuration
+        self.dataset = _dataset(dataset_json)
+        self.save_probabilities = bool(save_probabilities)
+        self.written: list[Path] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        from monai_nnunet.inference.export import export_prediction
+
+        out = engine.state.output
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.written.append(export_prediction(out["logits"].cpu().numpy(), out["properties"], self.plans,
+                                              self.configuration, self.dataset, self.output_dir / out["case_id"],
+                                              self.save_probabilities))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """``load_json`` for config expressions."""
+    return load_json(path)

@@ -1,0 +1,385 @@
+"""A trained model's results folder -> networks, plans, configuration, dataset description and mirror axes.
+
+The folder is the one the trainer writes (``$nnUNet_results/DatasetXXX_Name/TRAINER__PLANS__CONFIG``): ``plans.json``,
+``dataset.json`` and ``fold_N/checkpoint_*.pth``. Checkpoints of this package (our network's state dict) and of
+nnU-Net v2 (``PlainConvUNet`` state dict, ``init_args``) are both accepted; nnU-Net weights go through
+:func:`monai_nnunet.networks.nnunet_to_monai_state_dict`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from monai_nnunet import paths
+from monai_nnunet.dataset.dataset_json import DatasetDescription
+from monai_nnunet.dataset.naming import DatasetNotFoundError, resolve_dataset_name
+from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
+from monai_nnunet.utils.files import load_json
+
+__all__ = [
+    "DEFAULT_FOLDS",
+    "ModelLoadingError",
+    "TrainedModel",
+    "build_inference_network",
+    "load_checkpoint",
+    "load_trained_model",
+    "model_output_folder",
+    "parse_folds",
+    "weights_in_network_layout",
+]
+
+#: nnU-Net's default folds for prediction.
+DEFAULT_FOLDS = (0, 1, 2, 3, 4)
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+class ModelLoadingError(FileNotFoundError):
+    """A results folder, fold folder or checkpoint is missing, or a checkpoint does not fit its plans."""
+
+
+@dataclass
+class TrainedModel:
+    """Everything prediction needs from a trained model.
+
+    Attributes:
+        plans: the plans the model was trained with.
+        configuration: its configuration (``inherits_from`` resolved).
+        configuration_name: e.g. ``"3d_fullres"``.
+        dataset: the dataset description (labels, regions, channels, file ending).
+        networks: one network per fold, in eval mode with deep supervision off, on the CPU.
+        mirror_axes: spatial axes mirrored for test-time augmentation (``()``: none).
+        trainer_name: the ``-tr`` name the model was trained with.
+        folds: the folds, as given (``0``... or ``"all"``).
+        model_folder: the results folder, when loaded from one.
+    """
+
+    plans: PlansManager
+    configuration: ConfigurationManager
+    configuration_name: str
+    dataset: DatasetDescription
+    networks: list[nn.Module]
+    mirror_axes: tuple[int, ...]
+    trainer_name: str = "nnUNetTrainer"
+    folds: list = field(default_factory=list)
+    model_folder: Path | None = None
+
+    @property
+    def num_segmentation_heads(self) -> int:
+        return self.dataset.num_segmentation_heads
+
+
+def parse_folds(folds: Sequence[int | str] | int | str | None) -> list[int | str]:
+    """Normalises ``-f`` values: ``0``, ``"0"`` -> ``0``; ``"all"`` stays ``"all"``; ``None`` -> the five folds.
+
+    Raises:
+        ValueError: for a value that is neither an integer nor ``"all"``.
+    """
+    if folds is None:
+        return list(DEFAULT_FOLDS)
+    if isinstance(folds, (int, str)):
+        folds = [folds]
+    out: list[int | str] = []
+    for f in folds:
+        if isinstance(f, str) and f == "all":
+            out.append("all")
+            continue
+        try:
+            out.append(int(f))
+        except (TypeError, ValueError):
+            raise ValueError(f"fold {f!r} is neither an integer nor 'all'") from None
+    if not out:
+        raise ValueError("no folds given")
+    return out
+
+
+def model_output_folder(dataset: int | str, trainer: str, plans_identifier: str, configuration: str) -> Path:
+    """``$nnUNet_results/DatasetXXX_Name/TRAINER__PLANS__CONFIG`` of a trained model, which must exist.
+
+    Raises:
+        ModelLoadingError: when the dataset has no results folder or the model folder is missing; the message lists
+            the datasets or the trained models that exist.
+        DatasetNotFoundError: when no dataset has that id (the message lists the datasets with results).
+        MissingEnvironmentVariableError: when ``nnUNet_results`` is unset.
+    """
+    from monai_nnunet.training.configs import trainer_output_folder_name
+
+    results = paths.nnunet_results()
+    existing = sorted(p.name for p in results.iterdir() if p.is_dir()) if results.is_dir() else []
+    try:
+        name = resolve_dataset_name(dataset)
+    except DatasetNotFoundError as e:
+        raise DatasetNotFoundError(
+            f"{e}. Datasets with trained models in {results}: {', '.join(existing) if existing else '(none)'}"
+        ) from None
+    dataset_folder = results / name
+    if not dataset_folder.is_dir():
+        raise ModelLoadingError(
+            f"{dataset_folder} does not exist: no model of {name} has been trained. Datasets with results in "
+            f"{results}: {', '.join(existing) if existing else '(none)'}"
+        )
+    folder = dataset_folder / trainer_output_folder_name(trainer, plans_identifier, configuration)
+    if not folder.is_dir():
+        existing = sorted(p.name for p in dataset_folder.iterdir() if p.is_dir() and p.name.count("__") == 2)
+        raise ModelLoadingError(
+            f"{folder} does not exist (trainer {trainer!r}, plans {plans_identifier!r}, configuration "
+            f"{configuration!r}). Trained models of {name}: {', '.join(existing) if existing else '(none)'}"
+        )
+    return folder
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Loads a checkpoint on the CPU.
+
+    Our checkpoints hold only tensors and plain Python values and load with ``weights_only=True``; nnU-Net v2's may
+    hold NumPy scalars in their logs, so a file that fails the restricted load is loaded in full (it is the
+    checkpoint the user asked for, as nnU-Net itself loads it).
+
+    Raises:
+        ModelLoadingError: when the file is missing or not a checkpoint dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadingError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ModelLoadingError(f"checkpoint {path} could not be read ({type(e).__name__}: {e})") from e
+    if not isinstance(checkpoint, Mapping) or "network_weights" not in checkpoint:
+        raise ModelLoadingError(f"{path} is not a training checkpoint (no 'network_weights')")
+    return dict(checkpoint)
+
+
+def _strip_wrappers(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _WRAPPER_PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix):], True
+        out[key] = value
+    return out
+
+
+def _is_nnunet_layout(state: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith("encoder.stages.") or k.startswith("decoder.seg_layers.") for k in state)
+
+
+def weights_in_network_layout(state: Mapping[str, torch.Tensor], network: nn.Module, source: str = "checkpoint"
+                              ) -> dict[str, torch.Tensor]:
+    """A state dict that ``network`` loads strictly: ours as it is, nnU-Net's ``PlainConvUNet`` layout converted.
+
+    Args:
+        state: ``network_weights`` of a checkpoint (DDP ``module.`` / compile ``_orig_mod.`` prefixes allowed).
+        network: the network built from the checkpoint's plans.
+        source: named in error messages.
+
+    Raises:
+        ModelLoadingError: when the weights do not fit the network (other plans, other architecture).
+    """
+    from monai_nnunet.networks import PlansDynUNet, nnunet_to_monai_state_dict
+
+    state = _strip_wrappers(state)
+    if _is_nnunet_layout(state) and not _is_nnunet_layout(network.state_dict()):
+        if not isinstance(network, PlansDynUNet):
+            raise ModelLoadingError(
+                f"{source} holds nnU-Net PlainConvUNet weights, but the trainer builds {type(network).__name__}"
+            )
+        try:
+            return nnunet_to_monai_state_dict(state, network)
+        except (KeyError, ValueError) as e:
+            raise ModelLoadingError(f"{source}: nnU-Net weights do not fit the plans' network: {e}") from e
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(state[k].shape)} in the checkpoint, "
+                         f"{tuple(expected[k].shape)} in the network)")
+        raise ModelLoadingError(
+            f"{source} does not fit the network {type(network).__name__} built from its plans: " + "; ".join(parts)
+        )
+    return state
+
+
+def build_inference_network(
+    trainer_name: str | None,
+    configuration: ConfigurationManager,
+    num_input_channels: int,
+    num_outputs: int,
+    nnunet_weights: bool = False,
+) -> nn.Module:
+    """The network a trainer builds, in eval mode with deep supervision off (the contract's recipe).
+
+    Args:
+        trainer_name: the checkpoint's ``trainer_name`` (a ``-tr`` name or ``package.module:NAME``).
+        configuration: the plans configuration.
+        num_input_channels: image channels.
+        num_outputs: segmentation heads.
+        nnunet_weights: the weights come from nnU-Net (``PlainConvUNet``): build the plans' default network
+            whatever the trainer name (nnU-Net's trainer variants are not registered here).
+
+    Returns:
+        The network on the CPU.
+
+    Raises:
+        UnknownTrainerError: when the trainer name is not registered and not importable.
+    """
+    from monai_nnunet.networks import set_deep_supervision
+    from monai_nnunet.training.configs import TrainerConfig, UnknownTrainerError, resolve_trainer
+
+    if nnunet_weights:
+        try:
+            obj = resolve_trainer(trainer_name)
+        except UnknownTrainerError:
+            obj = resolve_trainer(None)
+        if not isinstance(obj, TrainerConfig) or obj.architecture is not None:
+            obj = resolve_trainer(None)
+    else:
+        obj = resolve_trainer(trainer_name)
+    if isinstance(obj, TrainerConfig):
+        network = obj.build_network(configuration, num_input_channels, num_outputs, deep_supervision=False)
+    else:
+        builder = getattr(obj, "build_network_for_inference", None)
+        if callable(builder):
+            network = builder(configuration, num_input_channels, num_outputs)
+        else:
+            config = getattr(obj, "trainer_config", None)
+            config = config if isinstance(config, TrainerConfig) else resolve_trainer(None)
+            network = config.build_network(configuration, num_input_channels, num_outputs, deep_supervision=False)
+    network.eval()
+    try:
+        set_deep_supervision(network, False)
+    except AttributeError:
+        pass  # a custom network without the switch returns one tensor anyway
+    return network
+
+
+def _checkpoint_configuration(checkpoint: Mapping[str, Any], model_folder: Path | None) -> str:
+    for container in (checkpoint, checkpoint.get("init") or {}, checkpoint.get("init_args") or {}):
+        value = container.get("configuration") if isinstance(container, Mapping) else None
+        if isinstance(value, str):
+            return value
+    if model_folder is not None and model_folder.name.count("__") == 2:
+        return model_folder.name.split("__")[2]
+    raise ModelLoadingError("the checkpoint does not name its configuration ('configuration' or init['configuration'])")
+
+
+def _mirror_axes(checkpoint: Mapping[str, Any], configuration: ConfigurationManager) -> tuple[int, ...]:
+    axes = checkpoint.get("inference_allowed_mirroring_axes")
+    if axes is None:
+        return tuple(range(len(configuration.patch_size)))
+    return tuple(int(a) for a in axes)
+
+
+def _fold_folder(model_folder: Path, fold: int | str, checkpoint_name: str) -> Path:
+    folder = model_folder / f"fold_{fold}"
+    if not folder.is_dir():
+        existing = sorted(p.name for p in model_folder.iterdir() if p.is_dir() and p.name.startswith("fold_"))
+        raise ModelLoadingError(
+            f"fold {fold} of {model_folder.name} has not been trained: {folder} does not exist. Fold folders present: "
+            f"{', '.join(existing) if existing else '(none)'}; choose folds with -f"
+        )
+    checkpoint = folder / checkpoint_name
+    if not checkpoint.is_file():
+        existing = sorted(p.name for p in folder.glob("*.pth"))
+        raise ModelLoadingError(
+            f"{checkpoint} does not exist (fold {fold}). Checkpoints in {folder.name}: "
+            f"{', '.join(existing) if existing else '(none: is training still running?)'}; choose one with -chk"
+        )
+    return checkpoint
+
+
+def load_trained_model(
+    model_folder: str | os.PathLike,
+    folds: Sequence[int | str] | int | str | None = DEFAULT_FOLDS,
+    checkpoint_name: str = "checkpoint_final.pth",
+) -> TrainedModel:
+    """Loads the networks of the given folds from a results folder.
+
+    Args:
+        model_folder: ``.../DatasetXXX_Name/TRAINER__PLANS__CONFIG`` with ``plans.json``, ``dataset.json`` and
+            ``fold_N/<checkpoint_name>``.
+        folds: fold numbers and/or ``"all"`` (``None``: 0-4).
+        checkpoint_name: ``checkpoint_final.pth`` (default), ``checkpoint_best.pth``, ...
+
+    Returns:
+        The :class:`TrainedModel` (networks on the CPU, eval mode).
+
+    Raises:
+        ModelLoadingError: a folder, fold, checkpoint or JSON file is missing, or the weights do not fit the plans;
+            the message names it and lists what exists.
+    """
+    model_folder = Path(model_folder)
+    if not model_folder.is_dir():
+        raise ModelLoadingError(f"model folder {model_folder} does not exist")
+    for name in ("plans.json", "dataset.json"):
+        if not (model_folder / name).is_file():
+            raise ModelLoadingError(
+                f"{model_folder / name} is missing: {model_folder} is not a complete results folder"
+            )
+    plans = PlansManager(model_folder / "plans.json")
+    dataset_json = load_json(model_folder / "dataset.json")
+    return _trained_model_from_checkpoints(
+        [(f, load_checkpoint(_fold_folder(model_folder, f, checkpoint_name))) for f in parse_folds(folds)],
+        plans, dataset_json, model_folder, checkpoint_name,
+    )
+
+
+def _trained_model_from_checkpoints(
+    checkpoints: Sequence[tuple[int | str, Mapping[str, Any]]],
+    plans: PlansManager | None,
+    dataset_json: Mapping[str, Any] | None,
+    model_folder: Path | None,
+    checkpoint_name: str = "checkpoint",
+) -> TrainedModel:
+    if not checkpoints:
+        raise ModelLoadingError("no checkpoint given")
+    first = checkpoints[0][1]
+    init = first.get("init_args") or first.get("init") or {}
+    if plans is None:
+        plans_dict = first.get("plans") or init.get("plans")
+        if plans_dict is None:
+            raise ModelLoadingError("the checkpoint holds no plans; give them explicitly")
+        plans = PlansManager(plans_dict)
+    if dataset_json is None:
+        dataset_json = first.get("dataset_json") or init.get("dataset_json")
+        if dataset_json is None:
+            raise ModelLoadingError("the checkpoint holds no dataset.json; give it explicitly")
+    dataset = DatasetDescription(dict(dataset_json), source=str(model_folder / "dataset.json") if model_folder
+                                 else "dataset.json")
+    configuration_name = _checkpoint_configuration(first, model_folder)
+    configuration = plans.get_configuration(configuration_name)
+    trainer_name = first.get("trainer_name") or "nnUNetTrainer"
+    nnunet_layout = _is_nnunet_layout(_strip_wrappers(first["network_weights"]))
+    networks = []
+    for fold, checkpoint in checkpoints:
+        network = build_inference_network(trainer_name, configuration, dataset.num_channels,
+                                          dataset.num_segmentation_heads, nnunet_weights=nnunet_layout)
+        source = f"fold {fold} {checkpoint_name}" + (f" of {model_folder}" if model_folder else "")
+        network.load_state_dict(weights_in_network_layout(checkpoint["network_weights"], network, source))
+        networks.append(network.eval())
+    return TrainedModel(
+        plans=plans, configuration=configuration, configuration_name=configuration_name, dataset=dataset,
+        networks=networks, mirror_axes=_mirror_axes(first, configuration), trainer_name=str(trainer_name),
+        folds=[f for f, _ in checkpoints], model_folder=model_folder,
+    )

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch.nn as nn
 
+from monai_nnunet.planning.plans import architecture_from_legacy
+
 __all__ = [
     "PLAIN_CONV_UNET",
     "ArchitecturePlan",
@@ -27,18 +29,7 @@ __all__ = [
 ]
 
 PLAIN_CONV_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
-_RESIDUAL_ENCODER_UNET = "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet"
 _DEFAULT_REQUIRES_IMPORT = ("conv_op", "norm_op", "dropout_op", "nonlin")
-_LEGACY_KEYS = (
-    "UNet_class_name",
-    "UNet_base_num_features",
-    "n_conv_per_stage_encoder",
-    "n_conv_per_stage_decoder",
-    "num_pool_per_axis",
-    "pool_op_kernel_sizes",
-    "conv_kernel_sizes",
-    "unet_max_num_features",
-)
 
 
 @dataclass(frozen=True)
@@ -108,7 +99,7 @@ def read_architecture(configuration: Any) -> ArchitecturePlan:
     if "architecture" in conf:
         block = conf["architecture"]
     elif "UNet_class_name" in conf:
-        block = _convert_legacy(conf)
+        block = architecture_from_legacy(conf)
     else:
         raise KeyError(
             "the configuration has no 'architecture' block (nnU-Net v2 plans) and no 'UNet_class_name' "
@@ -156,42 +147,3 @@ def _import_operator(key: str, value: Any) -> Any:
     if located is None:
         raise ValueError(f"cannot import {key}={value!r} named in the plans' architecture block.")
     return located
-
-
-def _convert_legacy(conf: Mapping[str, Any]) -> dict[str, Any]:
-    """Builds the v2.4+ architecture block from old-format plans, as nnU-Net's ConfigurationManager does."""
-    missing = [k for k in _LEGACY_KEYS if k not in conf and k != "num_pool_per_axis"]
-    if missing or "patch_size" not in conf:
-        raise KeyError(f"old-format plans lack {missing + ([] if 'patch_size' in conf else ['patch_size'])}")
-    name = conf["UNet_class_name"]
-    if name == "PlainConvUNet":
-        class_name, per_stage_key = PLAIN_CONV_UNET, "n_conv_per_stage"
-    elif name == "ResidualEncoderUNet":
-        class_name, per_stage_key = _RESIDUAL_ENCODER_UNET, "n_blocks_per_stage"
-    else:
-        raise ValueError(f"old-format plans name an unknown UNet_class_name {name!r}.")
-    dim = len(conf["patch_size"])
-    if dim not in (2, 3):
-        raise ValueError(f"patch_size must have 2 or 3 axes, got {conf['patch_size']}.")
-    n_stages = len(conf["n_conv_per_stage_encoder"])
-    base, cap = int(conf["UNet_base_num_features"]), int(conf["unet_max_num_features"])
-    return {
-        "network_class_name": class_name,
-        "arch_kwargs": {
-            "n_stages": n_stages,
-            "features_per_stage": [min(base * 2**i, cap) for i in range(n_stages)],
-            "conv_op": f"torch.nn.modules.conv.Conv{dim}d",
-            "kernel_sizes": deepcopy(list(conf["conv_kernel_sizes"])),
-            "strides": deepcopy(list(conf["pool_op_kernel_sizes"])),
-            per_stage_key: deepcopy(list(conf["n_conv_per_stage_encoder"])),
-            "n_conv_per_stage_decoder": deepcopy(list(conf["n_conv_per_stage_decoder"])),
-            "conv_bias": True,
-            "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{dim}d",
-            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
-            "dropout_op": None,
-            "dropout_op_kwargs": None,
-            "nonlin": "torch.nn.LeakyReLU",
-            "nonlin_kwargs": {"inplace": True},
-        },
-        "_kw_requires_import": list(_DEFAULT_REQUIRES_IMPORT),
-    }

@@ -12,7 +12,7 @@ from typing import Any
 
 from monai_nnunet.utils.files import load_json
 
-__all__ = ["ConfigurationManager", "PlansError", "PlansManager", "load_plans"]
+__all__ = ["ConfigurationManager", "PlansError", "PlansManager", "architecture_from_legacy", "load_plans"]
 
 _PLAIN_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 _RESENC_UNET = "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet"
@@ -22,14 +22,29 @@ class PlansError(ValueError):
     """A plans file is malformed or lacks the requested configuration."""
 
 
-def _architecture_from_legacy(cfg: dict) -> dict:
-    """Rebuilds the ``architecture`` block from the plans layout nnU-Net v2 used before 2.4."""
+_LEGACY_KEYS = ("UNet_class_name", "UNet_base_num_features", "unet_max_num_features", "n_conv_per_stage_encoder",
+                "n_conv_per_stage_decoder", "pool_op_kernel_sizes", "conv_kernel_sizes", "patch_size")
+
+
+def architecture_from_legacy(cfg) -> dict:
+    """Rebuilds the ``architecture`` block from the plans layout nnU-Net v2 used before 2.4 (as its
+    ``ConfigurationManager`` does).
+
+    Raises:
+        KeyError: when old-format keys are missing.
+        PlansError: for an unknown network class or patch dimensionality.
+    """
+    missing = [k for k in _LEGACY_KEYS if k not in cfg]
+    if missing:
+        raise KeyError(f"old-format plans lack {missing}")
     unet_class = cfg["UNet_class_name"]
     network_class_name = {"PlainConvUNet": _PLAIN_UNET, "ResidualEncoderUNet": _RESENC_UNET}.get(unet_class)
     if network_class_name is None:
         raise PlansError(f"legacy plans name an unknown network class {unet_class!r}")
     n_stages = len(cfg["n_conv_per_stage_encoder"])
     dim = len(cfg["patch_size"])
+    if dim not in (2, 3):
+        raise PlansError(f"patch_size must have 2 or 3 axes, got {cfg['patch_size']}")
     convs_key = "n_conv_per_stage" if unet_class == "PlainConvUNet" else "n_blocks_per_stage"
     return {
         "network_class_name": network_class_name,
@@ -39,10 +54,10 @@ def _architecture_from_legacy(cfg: dict) -> dict:
                 min(cfg["UNet_base_num_features"] * 2**i, cfg["unet_max_num_features"]) for i in range(n_stages)
             ],
             "conv_op": f"torch.nn.modules.conv.Conv{dim}d",
-            "kernel_sizes": deepcopy(cfg["conv_kernel_sizes"]),
-            "strides": deepcopy(cfg["pool_op_kernel_sizes"]),
-            convs_key: deepcopy(cfg["n_conv_per_stage_encoder"]),
-            "n_conv_per_stage_decoder": deepcopy(cfg["n_conv_per_stage_decoder"]),
+            "kernel_sizes": deepcopy(list(cfg["conv_kernel_sizes"])),
+            "strides": deepcopy(list(cfg["pool_op_kernel_sizes"])),
+            convs_key: deepcopy(list(cfg["n_conv_per_stage_encoder"])),
+            "n_conv_per_stage_decoder": deepcopy(list(cfg["n_conv_per_stage_decoder"])),
             "conv_bias": True,
             "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{dim}d",
             "norm_op_kwargs": {"eps": 1e-05, "affine": True},
@@ -67,7 +82,7 @@ class ConfigurationManager:
         self.name = name
         self.configuration = deepcopy(configuration)
         if "architecture" not in self.configuration and "UNet_class_name" in self.configuration:
-            self.configuration["architecture"] = _architecture_from_legacy(self.configuration)
+            self.configuration["architecture"] = architecture_from_legacy(self.configuration)
             for k in ("UNet_class_name", "UNet_base_num_features", "n_conv_per_stage_encoder",
                       "n_conv_per_stage_decoder", "num_pool_per_axis", "pool_op_kernel_sizes",
                       "conv_kernel_sizes", "unet_max_num_features"):

@@ -6,6 +6,7 @@ The others come from MONAI as they are: ``RandGaussianNoised`` (noise), ``RandSc
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -36,7 +37,35 @@ def _gaussian_blur(channel: torch.Tensor, sigmas: Sequence[float]) -> torch.Tens
     return separable_filtering(channel[None], kernels, mode="reflect" if fits else "replicate")[0]
 
 
-class RandChannelGaussianSmoothd(Randomizable, MapTransform):
+class _RandPerChannelTransform(Randomizable, MapTransform):
+    """Applied with probability ``prob``; then each channel ``(1, *spatial)`` with ``prob_per_channel`` through
+    ``_channel`` (nnU-Net's per-channel augmentations)."""
+
+    def __init__(self, keys: KeysCollection, prob: float, prob_per_channel: float, allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.prob, self.prob_per_channel = prob, prob_per_channel
+
+    def randomize(self, data=None) -> None:  # drawn per channel in __call__
+        pass
+
+    @abstractmethod
+    def _channel(self, channel: torch.Tensor) -> torch.Tensor:
+        """The augmentation of one channel ``(1, *spatial)``."""
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        if self.R.uniform() >= self.prob:
+            return d
+        for key in self.key_iterator(d):
+            image = torch.as_tensor(d[key]).clone()
+            for c in range(image.shape[0]):
+                if self.R.uniform() < self.prob_per_channel:
+                    image[c : c + 1] = self._channel(image[c : c + 1])
+            d[key] = image
+        return d
+
+
+class RandChannelGaussianSmoothd(_RandPerChannelTransform):
     """Gaussian blur applied with probability ``prob``; then each channel with ``prob_per_channel``, each axis with
     its own sigma from ``sigma_range`` (nnU-Net: 0.2, 0.5, (0.5, 1.0), axes not synchronised; reflect padding).
 
@@ -47,30 +76,15 @@ class RandChannelGaussianSmoothd(Randomizable, MapTransform):
 
     def __init__(self, keys: KeysCollection, prob: float = 0.2, sigma_range: Sequence[float] = (0.5, 1.0),
                  prob_per_channel: float = 0.5, ignore_axes: Sequence[int] = (), allow_missing_keys: bool = False):
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        self.prob, self.sigma_range, self.prob_per_channel = prob, tuple(sigma_range), prob_per_channel
-        self.ignore_axes = tuple(ignore_axes)
+        super().__init__(keys, prob, prob_per_channel, allow_missing_keys)
+        self.sigma_range, self.ignore_axes = tuple(sigma_range), tuple(ignore_axes)
 
-    def randomize(self, data=None) -> None:
-        pass
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict:
-        d = dict(data)
-        if self.R.uniform() >= self.prob:
-            return d
-        for key in self.key_iterator(d):
-            image = torch.as_tensor(d[key]).clone()
-            for c in range(image.shape[0]):
-                if self.R.uniform() >= self.prob_per_channel:
-                    continue
-                sigma = [0.0 if a in self.ignore_axes else self.R.uniform(*self.sigma_range)
-                         for a in range(image.ndim - 1)]
-                image[c : c + 1] = _gaussian_blur(image[c : c + 1].float(), sigma)
-            d[key] = image
-        return d
+    def _channel(self, channel: torch.Tensor) -> torch.Tensor:
+        sigma = [0.0 if a in self.ignore_axes else self.R.uniform(*self.sigma_range) for a in range(channel.ndim - 1)]
+        return _gaussian_blur(channel.float(), sigma)
 
 
-class RandChannelLowResolutiond(Randomizable, MapTransform):
+class RandChannelLowResolutiond(_RandPerChannelTransform):
     """Simulated low resolution: downsample (nearest) by a zoom from ``zoom_range`` and upsample back (linear).
 
     Applied with probability ``prob``, then per channel with ``prob_per_channel``; one zoom for all axes of a
@@ -79,34 +93,19 @@ class RandChannelLowResolutiond(Randomizable, MapTransform):
 
     def __init__(self, keys: KeysCollection, prob: float = 0.25, zoom_range: Sequence[float] = (0.5, 1.0),
                  prob_per_channel: float = 0.5, ignore_axes: Sequence[int] = (), allow_missing_keys: bool = False):
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        self.prob, self.zoom_range, self.prob_per_channel = prob, tuple(zoom_range), prob_per_channel
-        self.ignore_axes = tuple(ignore_axes)
+        super().__init__(keys, prob, prob_per_channel, allow_missing_keys)
+        self.zoom_range, self.ignore_axes = tuple(zoom_range), tuple(ignore_axes)
 
-    def randomize(self, data=None) -> None:
-        pass
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict:
-        d = dict(data)
-        if self.R.uniform() >= self.prob:
-            return d
-        for key in self.key_iterator(d):
-            image = torch.as_tensor(d[key]).clone()
-            spatial = image.shape[1:]
-            mode = "trilinear" if len(spatial) == 3 else "bilinear"
-            for c in range(image.shape[0]):
-                if self.R.uniform() >= self.prob_per_channel:
-                    continue
-                zoom = self.R.uniform(*self.zoom_range)
-                small = [s if a in self.ignore_axes else max(1, round(s * zoom)) for a, s in enumerate(spatial)]
-                channel = image[c][None, None].float()
-                low = F.interpolate(channel, size=small, mode="nearest-exact")
-                image[c] = F.interpolate(low, size=list(spatial), mode=mode, align_corners=False)[0, 0]
-            d[key] = image
-        return d
+    def _channel(self, channel: torch.Tensor) -> torch.Tensor:
+        spatial = channel.shape[1:]
+        zoom = self.R.uniform(*self.zoom_range)
+        small = [s if a in self.ignore_axes else max(1, round(s * zoom)) for a, s in enumerate(spatial)]
+        low = F.interpolate(channel[None].float(), size=small, mode="nearest-exact")
+        mode = "trilinear" if len(spatial) == 3 else "bilinear"
+        return F.interpolate(low, size=list(spatial), mode=mode, align_corners=False)[0]
 
 
-class RandGammad(Randomizable, MapTransform):
+class RandGammad(_RandPerChannelTransform):
     """Gamma correction with nnU-Net's sampling (gamma below or above 1 with equal chance), optional inversion
     (``invert_image``: gamma applied to the negated image) and retained mean/std, per channel, using MONAI's
     ``AdjustContrast``. nnU-Net applies it twice: inverted with probability 0.1, plain with 0.3.
@@ -115,26 +114,12 @@ class RandGammad(Randomizable, MapTransform):
     def __init__(self, keys: KeysCollection, prob: float = 0.3, gamma_range: Sequence[float] = (0.7, 1.5),
                  invert_image: bool = False, retain_stats: bool = True, prob_per_channel: float = 1.0,
                  allow_missing_keys: bool = False):
-        MapTransform.__init__(self, keys, allow_missing_keys)
+        super().__init__(keys, prob, prob_per_channel, allow_missing_keys)
         if gamma_range[0] <= 0 or gamma_range[0] > gamma_range[1]:
             raise ValueError(f"gamma_range must be (low, high) with 0 < low <= high, got {gamma_range}")
-        self.prob, self.gamma_range = prob, tuple(gamma_range)
-        self.invert_image, self.retain_stats, self.prob_per_channel = invert_image, retain_stats, prob_per_channel
+        self.gamma_range = tuple(gamma_range)
+        self.invert_image, self.retain_stats = invert_image, retain_stats
 
-    def randomize(self, data=None) -> None:
-        pass
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict:
-        d = dict(data)
-        if self.R.uniform() >= self.prob:
-            return d
-        for key in self.key_iterator(d):
-            image = torch.as_tensor(d[key]).clone()
-            for c in range(image.shape[0]):
-                if self.R.uniform() >= self.prob_per_channel:
-                    continue
-                gamma = sample_around_one(self.R, self.gamma_range)
-                adjust = AdjustContrast(gamma, invert_image=self.invert_image, retain_stats=self.retain_stats)
-                image[c : c + 1] = adjust(image[c : c + 1])
-            d[key] = image
-        return d
+    def _channel(self, channel: torch.Tensor) -> torch.Tensor:
+        gamma = sample_around_one(self.R, self.gamma_range)
+        return AdjustContrast(gamma, invert_image=self.invert_image, retain_stats=self.retain_stats)(channel)

@@ -157,3 +157,22 @@ def test_broken_inputs_name_what_is_missing(exported, tmp_path, capsys, monkeypa
     monkeypatch.setenv("nnUNet_results", str(exported["root"] / "results"))
     assert main(["export-bundle", "-d", "998", "-c", "3d_fullres", "-f", "3", "-o", str(tmp_path / "z.zip")]) == 1
     assert "fold_3" in capsys.readouterr().err
+
+
+def test_torchscript_export(exported, tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_results", str(exported["root"] / "results"))
+    zip_file = tmp_path / "WithTs.zip"
+    assert main(["export-bundle", "-d", "998", "-c", "3d_fullres", "-f", "0", "-o", str(zip_file),
+                 "--torchscript"]) == 0
+    with zipfile.ZipFile(zip_file) as z:
+        z.extractall(tmp_path)
+    scripted = torch.jit.load(str(tmp_path / "WithTs" / "models" / "model.ts"), map_location="cpu")
+    from monai_nnunet.bundle.inference import network_from_plans
+
+    bundle = tmp_path / "WithTs" / "configs"
+    network = network_from_plans(bundle / "plans.json", bundle / "dataset.json", "3d_fullres")
+    network.load_state_dict(torch.load(tmp_path / "WithTs" / "models" / "model.pt", weights_only=True))
+    patch = json.loads((bundle / "plans.json").read_text())["configurations"]["3d_fullres"]["patch_size"]
+    x = torch.randn(1, 1, *patch)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), network(x), atol=1e-4, rtol=1e-4)

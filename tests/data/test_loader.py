@@ -89,3 +89,17 @@ def test_augmentation_on_the_training_device(preprocessed_synthetic):
     out = apply_per_sample(device_chain, batch, ["image", "label"], ["image", "label"], "cpu")
     assert out["image"].shape == (3, 1, *cfg.patch_size)
     assert out["label"][0].shape == (3, 1, *cfg.patch_size) and out["keys"] == batch["keys"]
+
+
+def _die(sample):
+    import os
+
+    os._exit(3)  # a worker killed outright (as the OS does when memory runs out)
+
+
+def test_dead_worker_stops_the_loader_instead_of_hanging(preprocessed_synthetic):
+    _, cases, _, _ = _setup(preprocessed_synthetic)
+    stream = PatchBatchStream(cases, 2, _die)
+    loader = make_patch_loader(stream, num_workers=1)
+    with pytest.raises(RuntimeError, match="worker"):
+        next(iter(loader))

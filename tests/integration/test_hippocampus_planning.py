@@ -64,3 +64,49 @@ def test_cache_is_complete(hippocampus_preprocessed):
     assert props["sitk_stuff"]["origin"] == (-1.0, -1.0, 1.0)
     assert len(props["class_locations"][1]) == 1324 and len(props["class_locations"][2]) == 1624
     assert len(list((hippocampus_preprocessed / "gt_segmentations").iterdir())) == 200
+
+
+@pytest.fixture(scope="module")
+def hippocampus_trained(hippocampus_preprocessed, tmp_path_factory):
+    """The issue's short run on the real data: 2 epochs of 5 iterations, case validation every epoch, on the CPU."""
+    results = tmp_path_factory.mktemp("hippocampus_results")
+    env = {"nnUNet_raw": str(hippocampus_preprocessed.parent.parent / "raw"),
+           "nnUNet_preprocessed": str(hippocampus_preprocessed.parent), "nnUNet_results": str(results)}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        assert main(["train", "4", "3d_fullres", "0", "--epochs", "2", "--iterations_per_epoch", "5",
+                     "--val_every", "1", "-device", "cpu"]) == 0
+    return results / "Dataset004_Hippocampus" / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_0"
+
+
+def test_short_training_on_hippocampus(hippocampus_trained, hippocampus_preprocessed):
+    import torch
+
+    from monai_nnunet.dataset.io import read_segmentation
+
+    fold = hippocampus_trained
+    for name in ("checkpoint_latest.pth", "checkpoint_best.pth", "checkpoint_final.pth", "training_log.txt",
+                 "progress.png", "debug.json", "configs/train.yaml", "validation_raw/summary.json"):
+        assert (fold / name).is_file(), name
+    assert (fold.parent / "plans.json").is_file() and (fold.parent / "dataset.json").is_file()
+    final = torch.load(fold / "checkpoint_final.pth", weights_only=True)
+    for key in ("network_weights", "optimizer_state", "grad_scaler_state", "epoch", "current_epoch", "init"):
+        assert key in final
+    assert final["epoch"] == final["current_epoch"] == 2
+    log = final["logging"]
+    total = 2 * 5
+    assert log["lrs"] == pytest.approx([0.01 * (1 - e * 5 / total) ** 0.9 for e in range(2)])
+    assert log["lrs_end"] == pytest.approx([0.01 * (1 - (e * 5 + 4) / total) ** 0.9 for e in range(2)])
+    assert len(log["dice_per_class"]) == 2 and len(log["dice_per_class"][0]) == 2
+    text = (fold / "training_log.txt").read_text()
+    assert "validation epoch 1 dice Anterior=" in text and "Posterior=" in text
+    val = json.loads((hippocampus_preprocessed / "splits_final.json").read_text())[0]["val"]
+    summary = json.loads((fold / "validation_raw" / "summary.json").read_text())
+    assert len(summary["metric_per_case"]) == len(val) == 40
+    assert set(summary["mean"]) == {"1", "2"}
+    case = val[0]
+    pred, pred_props = read_segmentation(fold / "validation_raw" / f"{case}.nii.gz")
+    ref, ref_props = read_segmentation(HIPPOCAMPUS / "labelsTr" / f"{case}.nii.gz")
+    assert pred.shape == ref.shape
+    np.testing.assert_allclose(pred_props["affine"], ref_props["affine"], atol=1e-5)

@@ -196,4 +196,4 @@ def iter_preprocessed_cases(folder: str | os.PathLike, case_ids: Iterable[str]) 
     """
     for case_id in case_ids:
         data, _, properties = load_case(folder, case_id)
-        yield {"case_id": case_id, "data": np.ascontiguousarray(data, dtype=np.float32), "properties": properties}
+        yield {"case_id": case_id, "data": np.array(data, dtype=np.float32), "properties": properties}

@@ -69,6 +69,9 @@ def load_case(folder: str | os.PathLike, case_id: str, mmap: bool = True) -> tup
     if npz.is_file():
         with np.load(npz) as f:
             return f["data"], f["seg"], properties
+    if (folder / f"{case_id}.b2nd").is_file():
+        raise CacheError(f"{folder} was preprocessed by nnU-Net itself (blosc2 .b2nd files); preprocess it with "
+                         f"this package (nnUNetv2_preprocess / plan_and_preprocess) to train here")
     raise CacheError(f"neither {npy.name} nor {npz.name} exists in {folder} (case {case_id})")
 
 

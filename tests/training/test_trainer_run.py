@@ -145,3 +145,16 @@ def test_missing_preprocessed_folder(run_env, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path))
     assert main(["train", "998", "3d_fullres", "0", "-device", "cpu"]) == 1
     assert "nnUNetPlans.json does not exist" in capsys.readouterr().err
+
+
+def test_cache_written_by_nnunet_is_named(run_env, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    pre = tmp_path / "pre"
+    shutil.copytree(run_env["preprocessed"] / "Dataset998_Synthetic", pre / "Dataset998_Synthetic")
+    cache = pre / "Dataset998_Synthetic" / "nnUNetPlans_3d_fullres"
+    for f in list(cache.glob("*.npy")):
+        f.rename(f.with_suffix(".b2nd"))
+    monkeypatch.setenv("nnUNet_preprocessed", str(pre))
+    assert main(["train", "998", "3d_fullres", "0", "-device", "cpu"]) == 1
+    assert "preprocessed by nnU-Net itself" in capsys.readouterr().err

@@ -104,3 +104,63 @@ def test_ignore_label_and_hand_written_split(run_env, tmp_path, monkeypatch):
     assert np.isfinite(final["logging"]["train_losses"][0])
     prediction, _ = read_segmentation(folder / "validation_raw" / "synthetic_tr003.nii.gz")
     assert set(np.unique(prediction)) <= {0, 1, 2}  # the ignore label is never predicted
+
+
+def test_region_based_dataset(run_env, tmp_path, monkeypatch):
+    """Labels declared as regions: sigmoid outputs, Dice + BCE, region targets, regions_class_order export."""
+    from monai_nnunet.planning import plan_and_preprocess
+
+    raw, pre = tmp_path / "raw", tmp_path / "pre"
+    shutil.copytree(run_env["raw"] / "Dataset998_Synthetic", raw / "Dataset995_Regions")
+    meta = json.loads((raw / "Dataset995_Regions" / "dataset.json").read_text())
+    meta["labels"] = {"background": 0, "whole": [1, 2], "core": [2]}
+    meta["regions_class_order"] = [1, 2]
+    (raw / "Dataset995_Regions" / "dataset.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("nnUNet_raw", str(raw))
+    monkeypatch.setenv("nnUNet_preprocessed", str(pre))
+    plan_and_preprocess([995], configurations=["3d_fullres"], num_processes=1)
+    assert main(["train", "995", "3d_fullres", "0", *ONE_EPOCH]) == 0
+    folder = run_env["results"] / "Dataset995_Regions" / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_0"
+    log = (folder / "training_log.txt").read_text()
+    assert "dice whole=" in log and "core=" in log
+    summary = json.loads((folder / "validation_raw" / "summary.json").read_text())
+    assert set(summary["mean"]) == {"(1, 2)", "(2,)"}
+    case = summary["metric_per_case"][0]["prediction_file"]
+    prediction, _ = read_segmentation(case)
+    assert set(np.unique(prediction)) <= {0, 1, 2}  # regions_class_order turns regions back into labels
+
+
+def test_png_dataset_end_to_end(run_env, tmp_path, monkeypatch):
+    """2D PNG images through the same layout: plans (2d only), training, prediction written as PNG."""
+    import itk
+
+    from monai_nnunet.dataset.io import read_images
+
+    ds = tmp_path / "raw" / "Dataset980_Png"
+    for sub in ("imagesTr", "labelsTr", "imagesTs"):
+        (ds / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        h, w = int(rng.integers(50, 70)), int(rng.integers(60, 80))
+        image = (rng.random((h, w)) * 50 + 50).astype(np.uint8)
+        seg = np.zeros((h, w), np.uint8)
+        for c in (1, 2):
+            y, x = rng.integers(10, h - 10), rng.integers(10, w - 10)
+            seg[y - 5 : y + 5, x - 5 : x + 5] = c
+            image[seg == c] += 60 * c
+        itk.imwrite(itk.image_from_array(image), str(ds / "imagesTr" / f"case{i}_0000.png"))
+        itk.imwrite(itk.image_from_array(seg), str(ds / "labelsTr" / f"case{i}.png"))
+    itk.imwrite(itk.image_from_array(image), str(ds / "imagesTs" / "test0_0000.png"))
+    (ds / "dataset.json").write_text(json.dumps({"channel_names": {"0": "gray"}, "numTraining": 6,
+                                                 "labels": {"background": 0, "a": 1, "b": 2}, "file_ending": ".png"}))
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path / "raw"))
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
+    assert main(["plan_and_preprocess", "-d", "980", "--verify_dataset_integrity"]) == 0
+    plans = json.loads((tmp_path / "pre" / "Dataset980_Png" / "nnUNetPlans.json").read_text())
+    assert list(plans["configurations"]) == ["2d"] and plans["image_reader_writer"] == "NaturalImage2DIO"
+    assert main(["train", "980", "2d", "0", *ONE_EPOCH]) == 0
+    assert main(["predict", "-i", str(ds / "imagesTs"), "-o", str(tmp_path / "pred"), "-d", "980", "-c", "2d",
+                 "-f", "0", "-device", "cpu", "-npp", "0", "-nps", "0"]) == 0
+    prediction, _ = read_segmentation(tmp_path / "pred" / "test0.png")
+    image, _ = read_images([ds / "imagesTs" / "test0_0000.png"])
+    assert prediction.shape[1:] == image.shape[1:] and set(np.unique(prediction)) <= {0, 1, 2}

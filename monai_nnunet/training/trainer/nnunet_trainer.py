@@ -156,6 +156,13 @@ class nnUNetTrainer:
                 f"{self.cache_folder} does not exist: preprocess configuration {configuration} first "
                 f"(nnUNetv2_preprocess -d {dataset_id} -c {configuration} -plans_name {plans_identifier})"
             )
+        if next(self.cache_folder.glob("*.b2nd"), None) is not None and next(self.cache_folder.glob("*.npy"), None) \
+                is None and next(self.cache_folder.glob("*.npz"), None) is None:
+            raise TrainingSetupError(
+                f"{self.cache_folder} was preprocessed by nnU-Net itself (blosc2 .b2nd files); run this package's "
+                f"nnUNetv2_preprocess -d {dataset_id} -c {configuration} -plans_name {plans_identifier} first "
+                f"(plans written by nnU-Net are used as they are)"
+            )
         if trainer_config is None:
             trainer_config = self.default_trainer_config
         if isinstance(trainer_config, str):
@@ -582,9 +589,14 @@ class nnUNetTrainer:
         return list(self.dataset.foreground_regions)
 
     def class_names(self) -> list[str]:
-        names = {v: k for k, v in self.dataset.labels.items() if k != "ignore"}
-        return [names.get(c if not isinstance(c, tuple) or len(c) > 1 else c[0], str(c))
-                for c in self._foreground_classes()]
+        """Names of the foreground classes (or regions) in validation order, from dataset.json."""
+        names = {}
+        for name, value in self.dataset.labels.items():
+            if name in ("ignore", "background"):
+                continue
+            key = (value if isinstance(value, tuple) else (value,)) if self.dataset.has_regions else value
+            names[key] = name
+        return [names.get(c, str(c)) for c in self._foreground_classes()]
 
     def validation_cases(self):
         """The fold's validation cases, whole, from the cache: a MONAI ``Dataset`` of ``{"image", "label",

@@ -10,8 +10,6 @@ voxels with per-case weights instead of on a resampled copy, which gives nnU-Net
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 
 from monai_nnunet.dataset.dataset_json import DatasetDescription

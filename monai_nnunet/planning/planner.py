@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from monai_nnunet.dataset.dataset_json import DatasetDescription
+from monai_nnunet.planning.plans import unet_architecture
 from monai_nnunet.planning.topology import estimate_feature_map_size, get_pool_and_conv_props
 from monai_nnunet.preprocessing.normalization import scheme_for_channel_name
 from monai_nnunet.preprocessing.resampling import ANISO_THRESHOLD, compute_new_shape
@@ -126,26 +127,10 @@ class ExperimentPlanner:
         return tuple(min(max_num_features, self.UNet_base_num_features * 2**i) for i in range(num_stages))
 
     def _architecture(self, dim: int, num_stages: int, kernel_sizes, strides, max_num_features: int) -> dict:
-        return {
-            "network_class_name": self.network_class_name,
-            "arch_kwargs": {
-                "n_stages": num_stages,
-                "features_per_stage": list(self._features_per_stage(num_stages, max_num_features)),
-                "conv_op": f"torch.nn.modules.conv.Conv{dim}d",
-                "kernel_sizes": [list(k) for k in kernel_sizes],
-                "strides": [list(s) for s in strides],
-                "n_conv_per_stage": list(self.UNet_blocks_per_stage_encoder[:num_stages]),
-                "n_conv_per_stage_decoder": list(self.UNet_blocks_per_stage_decoder[: num_stages - 1]),
-                "conv_bias": True,
-                "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{dim}d",
-                "norm_op_kwargs": {"eps": 1e-05, "affine": True},
-                "dropout_op": None,
-                "dropout_op_kwargs": None,
-                "nonlin": "torch.nn.LeakyReLU",
-                "nonlin_kwargs": {"inplace": True},
-            },
-            "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
-        }
+        return unet_architecture(
+            self.network_class_name, dim, self._features_per_stage(num_stages, max_num_features), kernel_sizes,
+            strides, self.UNet_blocks_per_stage_encoder[:num_stages], self.UNet_blocks_per_stage_decoder[: num_stages - 1],
+        )
 
     def _estimate(self, patch_size, architecture: dict) -> int:
         kw = architecture["arch_kwargs"]

@@ -12,7 +12,8 @@ from typing import Any
 
 from monai_nnunet.utils.files import load_json
 
-__all__ = ["ConfigurationManager", "PlansError", "PlansManager", "architecture_from_legacy", "load_plans"]
+__all__ = ["ConfigurationManager", "PlansError", "PlansManager", "architecture_from_legacy", "load_plans",
+           "unet_architecture"]
 
 _PLAIN_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 _RESENC_UNET = "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet"
@@ -24,6 +25,31 @@ class PlansError(ValueError):
 
 _LEGACY_KEYS = ("UNet_class_name", "UNet_base_num_features", "unet_max_num_features", "n_conv_per_stage_encoder",
                 "n_conv_per_stage_decoder", "pool_op_kernel_sizes", "conv_kernel_sizes", "patch_size")
+
+
+def unet_architecture(network_class_name: str, dim: int, features_per_stage, kernel_sizes, strides,
+                      n_conv_per_stage, n_conv_per_stage_decoder, per_stage_key: str = "n_conv_per_stage") -> dict:
+    """An ``architecture`` block in nnU-Net v2's form (instance norm, LeakyReLU, convolution biases on)."""
+    return {
+        "network_class_name": network_class_name,
+        "arch_kwargs": {
+            "n_stages": len(features_per_stage),
+            "features_per_stage": [int(f) for f in features_per_stage],
+            "conv_op": f"torch.nn.modules.conv.Conv{dim}d",
+            "kernel_sizes": [list(k) for k in kernel_sizes],
+            "strides": [list(st) for st in strides],
+            per_stage_key: list(n_conv_per_stage),
+            "n_conv_per_stage_decoder": list(n_conv_per_stage_decoder),
+            "conv_bias": True,
+            "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{dim}d",
+            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+            "dropout_op": None,
+            "dropout_op_kwargs": None,
+            "nonlin": "torch.nn.LeakyReLU",
+            "nonlin_kwargs": {"inplace": True},
+        },
+        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+    }
 
 
 def architecture_from_legacy(cfg) -> dict:
@@ -45,29 +71,12 @@ def architecture_from_legacy(cfg) -> dict:
     dim = len(cfg["patch_size"])
     if dim not in (2, 3):
         raise PlansError(f"patch_size must have 2 or 3 axes, got {cfg['patch_size']}")
-    convs_key = "n_conv_per_stage" if unet_class == "PlainConvUNet" else "n_blocks_per_stage"
-    return {
-        "network_class_name": network_class_name,
-        "arch_kwargs": {
-            "n_stages": n_stages,
-            "features_per_stage": [
-                min(cfg["UNet_base_num_features"] * 2**i, cfg["unet_max_num_features"]) for i in range(n_stages)
-            ],
-            "conv_op": f"torch.nn.modules.conv.Conv{dim}d",
-            "kernel_sizes": deepcopy(list(cfg["conv_kernel_sizes"])),
-            "strides": deepcopy(list(cfg["pool_op_kernel_sizes"])),
-            convs_key: deepcopy(list(cfg["n_conv_per_stage_encoder"])),
-            "n_conv_per_stage_decoder": deepcopy(list(cfg["n_conv_per_stage_decoder"])),
-            "conv_bias": True,
-            "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{dim}d",
-            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
-            "dropout_op": None,
-            "dropout_op_kwargs": None,
-            "nonlin": "torch.nn.LeakyReLU",
-            "nonlin_kwargs": {"inplace": True},
-        },
-        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
-    }
+    features = [min(cfg["UNet_base_num_features"] * 2**i, cfg["unet_max_num_features"]) for i in range(n_stages)]
+    return unet_architecture(
+        network_class_name, dim, features, cfg["conv_kernel_sizes"], cfg["pool_op_kernel_sizes"],
+        cfg["n_conv_per_stage_encoder"], cfg["n_conv_per_stage_decoder"],
+        "n_conv_per_stage" if unet_class == "PlainConvUNet" else "n_blocks_per_stage",
+    )
 
 
 class ConfigurationManager:

@@ -4,7 +4,6 @@ hand-written split, all through nnUNetv2_train."""
 import json
 import shutil
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ import torch
 
 from monai_nnunet.cli.main import main
 from monai_nnunet.dataset.io import read_segmentation, write_segmentation
-from tests.conftest import SHORT, fold_folder
+from tests.conftest import fold_folder
 
 ONE_EPOCH = ["-device", "cpu", "--epochs", "1", "--iterations_per_epoch", "2", "--val_every", "1"]
 

@@ -13,21 +13,19 @@ same configuration and the same loop.
 
 from __future__ import annotations
 
-import inspect
 import json
-import math
 import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from monai_nnunet import paths
-from monai_nnunet.dataset.dataset_json import DatasetDescription, load_dataset_json
+from monai_nnunet.dataset.dataset_json import load_dataset_json
 from monai_nnunet.dataset.naming import resolve_dataset_name
 from monai_nnunet.dataset.splits import generate_crossval_split, load_splits
 from monai_nnunet.planning.plans import PlansManager

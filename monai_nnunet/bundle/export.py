@@ -45,12 +45,12 @@ def _model_parameters(model, folds: Sequence) -> dict:
         "trainer_name": model.trainer_name,
         "model_files": [f"$@bundle_root + '/{_model_file(i, f)}'" for i, f in enumerate(folds)],
         "mirror_axes": list(model.mirror_axes),
-        "network_def": {
+        # the run's own network: its class and arguments, as the checkpoint recorded them
+        "network_def": dict(model.network_def) if model.network_def is not None else {
             "_target_": "monai_nnunet.bundle.inference.network_from_configuration",
             "configuration": configuration,
             "num_input_channels": model.dataset.num_channels,
             "num_outputs": model.dataset.num_segmentation_heads,
-            "trainer_name": "@trainer_name",
         },
     }
 

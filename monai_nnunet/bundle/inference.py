@@ -15,7 +15,8 @@ from ignite.engine import Engine, Events
 from torch import nn
 
 from monai_nnunet.dataset.dataset_json import DatasetDescription, load_dataset_json
-from monai_nnunet.planning.plans import PlansManager
+from monai_nnunet.inference.model_loading import build_inference_network
+from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
 from monai_nnunet.utils.files import load_json
 
 __all__ = ["FoldEnsemble", "PredictionWriter", "fold_ensemble", "network_from_configuration", "network_from_plans",
@@ -32,29 +33,24 @@ def _dataset(dataset_json: str | os.PathLike | Mapping) -> DatasetDescription:
 
 def network_from_plans(plans: str | os.PathLike | Mapping, dataset_json: str | os.PathLike | Mapping,
                        configuration: str, trainer_name: str = "nnUNetTrainer") -> nn.Module:
-    """The trained architecture (deep supervision off, eval mode) for a plans configuration, without weights.
+    """nnU-Net's plain U-Net (deep supervision off, eval mode) for a plans configuration, without weights.
 
     Args:
         plans: plans file or dict.
         dataset_json: dataset.json file or dict (channels and labels decide input and output channels).
         configuration: the plans configuration.
-        trainer_name: the ``-tr`` name the model was trained with (decides the architecture).
+        trainer_name: kept for bundles of earlier versions; unused.
     """
-    from monai_nnunet.inference.model_loading import build_inference_network
-
     dataset = _dataset(dataset_json)
-    return build_inference_network(trainer_name, _plans(plans).get_configuration(configuration),
-                                   dataset.num_channels, dataset.num_segmentation_heads)
+    return build_inference_network(_plans(plans).get_configuration(configuration), dataset.num_channels,
+                                   dataset.num_segmentation_heads)
 
 
 def network_from_configuration(configuration: Mapping[str, Any], num_input_channels: int, num_outputs: int,
                                trainer_name: str = "nnUNetTrainer") -> nn.Module:
-    """The trained architecture (deep supervision off, eval mode) from a plans configuration dict (as written inline
-    into an exported bundle's inference config), without weights."""
-    from monai_nnunet.inference.model_loading import build_inference_network
-    from monai_nnunet.planning.plans import ConfigurationManager
-
-    return build_inference_network(trainer_name, ConfigurationManager(dict(configuration)), int(num_input_channels),
+    """nnU-Net's plain U-Net (deep supervision off, eval mode) from a plans configuration dict, without weights:
+    the ``network_def`` of bundles exported by earlier versions (bundles now name the network class itself)."""
+    return build_inference_network(ConfigurationManager(dict(configuration)), int(num_input_channels),
                                    int(num_outputs))
 
 

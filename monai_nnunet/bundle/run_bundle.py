@@ -1,107 +1,140 @@
-"""Write the filled-in bundle of a training run into its fold folder.
+"""The bundle of a training run, written once into its fold folder.
 
-The run parameters block of the template's ``configs/train.yaml`` (between ``# >>> run parameters`` and
-``# <<< run parameters``) is replaced by this run's values; the rest of the file (the composition of the run) is
-kept as it is, so the bundle in the fold folder is the description of the run and ``python -m monai.bundle run
---config_file <fold>/configs/train.yaml`` repeats it.
+``configs/train.yaml`` is the template's with the run's values: the run parameters block and the network block
+(from the plans' architecture) are replaced, and the ``-tr`` trainer config's overrides (its overlay file, or a
+``TrainerConfig`` turned into overrides) are appended under a ``# >>> -tr NAME`` heading, where MONAI merges them
+over the components above exactly as a second config file would be merged. Read alone, the file names every
+component that trains, and ``python -m monai.bundle run --config_file <fold>/configs/train.yaml`` repeats the run.
+
+A later command on the same fold (``-c`` with other settings) never rewrites it: its overrides are recorded in
+``configs/overrides.yaml`` beside it, and both files together reproduce the run.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from monai_nnunet.bundle import TEMPLATE_BUNDLE
 from monai_nnunet.bundle.metadata import build_metadata
+from monai_nnunet.networks.config import describe_arguments
+from monai_nnunet.networks.plans_architecture import read_architecture
 from monai_nnunet.utils.files import atomic_path, save_json
 
-__all__ = ["BEGIN_MARKER", "END_MARKER", "replace_run_parameters", "run_parameters", "write_training_bundle"]
+__all__ = ["BEGIN_MARKER", "END_MARKER", "OVERRIDES_FILE", "compose_train_yaml", "network_block",
+           "read_run_parameters", "record_overrides", "replace_block", "run_config_files", "write_training_bundle"]
 
 BEGIN_MARKER = "# >>> run parameters"
 END_MARKER = "# <<< run parameters"
-_TRAINER_ARGS = {
-    "dataset_id": "@dataset_name", "configuration": "@configuration", "fold": "@fold",
-    "plans_identifier": "@plans_identifier", "device": "@device", "trainer_config": "@trainer_name",
-    "trainer_name": "@trainer_name", "preprocessed_folder": "@dataset_dir", "output_folder": "@output_dir",
-    "continue_training": "@continue_training", "pretrained_weights": "@pretrained_weights",
-    "save_checkpoints": "@save_checkpoints", "export_npz": "@export_npz", "num_epochs": "@epochs",
-    "iterations_per_epoch": "@iterations_per_epoch", "val_every": "@val_interval", "initial_lr": "@initial_lr",
-    "weight_decay": "@weight_decay", "lr_schedule": "@lr_schedule", "batch_size": "@batch_size",
-    "patch_size": "@patch_size", "oversample_foreground_percent": "@oversample_foreground_percent",
-    "num_workers": "@num_workers", "augmentation_device": "@augmentation_device", "seed": "@seed",
-}
+NETWORK_BEGIN, NETWORK_END = "# >>> network", "# <<< network"
+OVERRIDES_FILE = "overrides.yaml"
+_COPIED = ("inference.yaml", "evaluate.yaml", "multi_gpu_train.yaml", "logging.conf", "tensorboard.yaml",
+           "mlflow.yaml")
 
 
-def trainer_target(trainer) -> str:
-    cls = type(trainer)
-    if cls.__module__ == "__main__":
-        warnings.warn(f"{cls.__qualname__} is defined in __main__: the written bundle can only run where that class "
-                      f"can be imported; put it in a module and pass -tr module:{cls.__qualname__}", stacklevel=3)
-    return f"{cls.__module__}.{cls.__qualname__}"
+def _dump(content: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(content), sort_keys=False, default_flow_style=None, width=120)
 
 
-def run_parameters(trainer) -> dict:
-    """The run parameters of ``trainer`` as the bundle's top-level ids."""
-    s = trainer.settings
-    return {
-        "bundle_root": str(trainer.output_folder),
-        "output_dir": "@bundle_root",
-        "dataset_dir": str(trainer.preprocessed_folder),
-        "dataset_name": trainer.dataset_name,
-        "configuration": trainer.configuration_name,
-        "fold": trainer.fold,
-        "plans_identifier": trainer.plans_identifier,
-        "trainer_name": trainer.trainer_name,
-        "device": str(trainer.device),
-        "epochs": s.num_epochs,
-        "iterations_per_epoch": s.iterations_per_epoch,
-        "val_interval": s.val_every,
-        "initial_lr": s.initial_lr,
-        "weight_decay": s.weight_decay,
-        "lr_schedule": s.lr_schedule,
-        "batch_size": s.batch_size,
-        "patch_size": list(s.patch_size),
-        "oversample_foreground_percent": s.oversample_foreground_percent,
-        "num_workers": s.num_workers,
-        "augmentation_device": s.augmentation_device,
-        "seed": s.seed,
-        "continue_training": trainer.continue_training,
-        "pretrained_weights": None if trainer.pretrained_weights is None else str(trainer.pretrained_weights),
-        "save_checkpoints": trainer.save_checkpoints,
-        "export_npz": trainer.export_npz,
-        "nnunet_trainer": {"_target_": trainer_target(trainer), **_TRAINER_ARGS},
-    }
-
-
-def replace_run_parameters(template_text: str, parameters: dict) -> str:
-    """Replaces the run parameters block of a train.yaml text.
+def replace_block(text: str, begin: str, end: str, content: Mapping[str, Any]) -> str:
+    """Replaces the lines between the ``begin`` marker line and the ``end`` marker of a YAML text.
 
     Raises:
         ValueError: when the markers are missing.
     """
-    start, end = template_text.find(BEGIN_MARKER), template_text.find(END_MARKER)
-    if start < 0 or end < start:
-        raise ValueError(f"the train.yaml template lacks the '{BEGIN_MARKER}' / '{END_MARKER}' block")
-    block = yaml.safe_dump(parameters, sort_keys=False, default_flow_style=None, width=120)
-    return template_text[: start + len(BEGIN_MARKER)] + "\n" + block + template_text[end:]
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"the train.yaml template lacks the '{begin}' / '{end}' block")
+    line_end = text.index("\n", start)
+    return text[: line_end + 1] + _dump(content) + text[stop:]
 
 
-def write_training_bundle(trainer, template: str | os.PathLike = TEMPLATE_BUNDLE) -> Path:
-    """Writes ``<fold>/configs/{train.yaml, inference.yaml, metadata.json, logging.conf}`` (and docs, LICENSE) for
-    ``trainer``'s run; returns the train.yaml path."""
+def network_block(configuration, deep_supervision_id: str = "@deep_supervision") -> dict[str, Any]:
+    """``network_def`` for the plans' network: ``PlansDynUNet`` with the plans' ``arch_kwargs``.
+
+    Args:
+        configuration: the plans configuration (``ConfigurationManager`` or dict).
+    """
+    plan = read_architecture(configuration)
+    if not plan.is_plain_conv_unet:
+        raise ValueError(f"the plans ask for {plan.network_class_name}; the default network builds nnU-Net's "
+                         "PlainConvUNet only: choose an architecture with -tr")
+    kwargs = describe_arguments(plan.arch_kwargs)
+    kwargs["strides"] = "@strides"
+    return {"network_def": {"_target_": "monai_nnunet.networks.PlansDynUNet", "input_channels": "@num_input_channels",
+                            "num_classes": "@num_classes", "deep_supervision": deep_supervision_id, **kwargs}}
+
+
+def compose_train_yaml(parameters: Mapping[str, Any], network: Mapping[str, Any],
+                       sections: Sequence[tuple[str, Mapping[str, Any]]] = (),
+                       template: str | os.PathLike = TEMPLATE_BUNDLE) -> str:
+    """The run's ``train.yaml`` text.
+
+    Args:
+        parameters: the run parameters block.
+        network: the network block (``{"network_def": {...}}``).
+        sections: ``(heading, overrides)`` appended in order (the ``-tr`` config, region-based labels, ...).
+        template: the template bundle.
+    """
+    text = (Path(template) / "configs" / "train.yaml").read_text()
+    text = replace_block(text, BEGIN_MARKER, END_MARKER, parameters)
+    text = replace_block(text, NETWORK_BEGIN, NETWORK_END, network)
+    for heading, overrides in sections:
+        if overrides:
+            text += f"\n# >>> {heading}\n" + _dump(overrides) + f"# <<< {heading.split(':')[0]}\n"
+    return text
+
+
+def write_training_bundle(fold_folder: str | os.PathLike, train_yaml: str, dataset_json: Mapping[str, Any],
+                          configuration: str, template: str | os.PathLike = TEMPLATE_BUNDLE) -> Path:
+    """Writes ``<fold>/configs/{train.yaml, inference.yaml, metadata.json, ...}`` (train.yaml atomically) and
+    returns the train.yaml path. An ``overrides.yaml`` of an earlier run in the folder is removed."""
     template = Path(template)
-    configs = Path(trainer.output_folder) / "configs"
+    configs = Path(fold_folder) / "configs"
     configs.mkdir(parents=True, exist_ok=True)
-    text = replace_run_parameters((template / "configs" / "train.yaml").read_text(), run_parameters(trainer))
     with atomic_path(configs / "train.yaml") as tmp:
-        tmp.write_text(text)
-    for name in ("inference.yaml", "evaluate.yaml", "multi_gpu_train.yaml", "logging.conf"):
+        tmp.write_text(train_yaml)
+    (configs / OVERRIDES_FILE).unlink(missing_ok=True)
+    for name in _COPIED:
         source = template / "configs" / name
         if source.is_file():
             shutil.copyfile(source, configs / name)
-    save_json(build_metadata(trainer.dataset.raw, trainer.configuration_name), configs / "metadata.json")
+    save_json(build_metadata(dict(dataset_json), configuration), configs / "metadata.json")
     return configs / "train.yaml"
+
+
+def run_config_files(fold_folder: str | os.PathLike) -> list[str]:
+    """The config files that reproduce the fold's run: ``train.yaml`` (and ``overrides.yaml`` when present)."""
+    configs = Path(fold_folder) / "configs"
+    files = [configs / "train.yaml"]
+    if (configs / OVERRIDES_FILE).is_file():
+        files.append(configs / OVERRIDES_FILE)
+    return [str(f) for f in files]
+
+
+def record_overrides(fold_folder: str | os.PathLike, overrides: Mapping[str, Any]) -> Path | None:
+    """Adds ``overrides`` (settings a later command changed) to ``configs/overrides.yaml``; returns the file, or
+    ``None`` when there is nothing to record."""
+    if not overrides:
+        return None
+    path = Path(fold_folder) / "configs" / OVERRIDES_FILE
+    recorded = dict(yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    recorded.update(overrides)
+    with atomic_path(path) as tmp:
+        tmp.write_text("# settings changed by later commands on this fold (merged after train.yaml)\n"
+                       + _dump(recorded))
+    return path
+
+
+def read_run_parameters(fold_folder: str | os.PathLike) -> dict[str, Any]:
+    """The top-level values of the fold's ``train.yaml`` and ``overrides.yaml`` as written (not evaluated)."""
+    values: dict[str, Any] = {}
+    for file in run_config_files(fold_folder):
+        content = yaml.safe_load(Path(file).read_text()) or {}
+        values.update({k: v for k, v in content.items() if isinstance(k, str)})
+    return values

@@ -36,6 +36,7 @@ from monai_nnunet.inference.model_loading import (
     weights_in_network_layout,
 )
 from monai_nnunet.inference.predictor import CasePredictionError, Predictor, predict_cases_to_folder, resolve_device
+from monai_nnunet.inference.whole_case import WholeCaseInferer
 from monai_nnunet.inference.sliding_window import (
     MirrorAveragingNetwork,
     mirror_axes_combinations,
@@ -51,6 +52,7 @@ __all__ = [
     "Predictor",
     "PreprocessingDataset",
     "TrainedModel",
+    "WholeCaseInferer",
     "build_inference_network",
     "convert_logits_to_original_geometry",
     "export_prediction",

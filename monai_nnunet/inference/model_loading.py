@@ -9,7 +9,6 @@ nnU-Net v2 (``PlainConvUNet`` state dict, ``init_args``) are both accepted; nnU-
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,13 @@ from monai_nnunet import paths
 from monai_nnunet.dataset.dataset_json import DatasetDescription
 from monai_nnunet.dataset.naming import DatasetNotFoundError, resolve_dataset_name
 from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
+from monai_nnunet.networks.builder import build_network, set_deep_supervision
+from monai_nnunet.networks.nnunet_weights import nnunet_to_monai_state_dict
+from monai_nnunet.networks.plans_dynunet import PlansDynUNet
+from monai_nnunet.networks.config import NetworkConfigError, build_network_from_config, describe_arguments, network_config
+from monai_nnunet.networks.plans_architecture import read_architecture
+from monai_nnunet.utils.checkpoints import CheckpointError
+from monai_nnunet.utils.checkpoints import load_checkpoint as safe_load_checkpoint
 from monai_nnunet.utils.files import load_json
 
 __all__ = [
@@ -29,6 +35,8 @@ __all__ = [
     "ModelLoadingError",
     "TrainedModel",
     "build_inference_network",
+    "inference_network_config",
+    "network_from_checkpoint",
     "load_checkpoint",
     "load_trained_model",
     "model_output_folder",
@@ -60,6 +68,7 @@ class TrainedModel:
         trainer_name: the ``-tr`` name the model was trained with.
         folds: the folds, as given (``0``... or ``"all"``).
         model_folder: the results folder, when loaded from one.
+        network_def: the networks' class and arguments (deep supervision off), as the checkpoint recorded them.
     """
 
     plans: PlansManager
@@ -71,6 +80,7 @@ class TrainedModel:
     trainer_name: str = "nnUNetTrainer"
     folds: list = field(default_factory=list)
     model_folder: Path | None = None
+    network_def: dict | None = None
 
     @property
     def num_segmentation_heads(self) -> int:
@@ -137,27 +147,15 @@ def model_output_folder(dataset: int | str, trainer: str, plans_identifier: str,
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Loads a checkpoint on the CPU.
-
-    Our checkpoints hold only tensors and plain Python values and load with ``weights_only=True``; nnU-Net v2's may
-    hold NumPy scalars in their logs, so a file that fails the restricted load is loaded in full (it is the
-    checkpoint the user asked for, as nnU-Net itself loads it).
+    """Loads a checkpoint on the CPU as data (``weights_only=True``; see :mod:`monai_nnunet.utils.checkpoints`).
 
     Raises:
-        ModelLoadingError: when the file is missing or not a checkpoint dict.
+        ModelLoadingError: when the file is missing, unreadable, needs code to load, or is not a checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadingError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError) as e:
-        raise ModelLoadingError(f"checkpoint {path} could not be read ({type(e).__name__}: {e})") from e
-    if not isinstance(checkpoint, Mapping) or "network_weights" not in checkpoint:
-        raise ModelLoadingError(f"{path} is not a training checkpoint (no 'network_weights')")
-    return dict(checkpoint)
+        return safe_load_checkpoint(path, map_location="cpu")
+    except CheckpointError as e:
+        raise ModelLoadingError(str(e)) from None
 
 
 def _strip_wrappers(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -189,8 +187,6 @@ def weights_in_network_layout(state: Mapping[str, torch.Tensor], network: nn.Mod
     Raises:
         ModelLoadingError: when the weights do not fit the network (other plans, other architecture).
     """
-    from monai_nnunet.networks import PlansDynUNet, nnunet_to_monai_state_dict
-
     state = _strip_wrappers(state)
     if _is_nnunet_layout(state) and not _is_nnunet_layout(network.state_dict()):
         if not isinstance(network, PlansDynUNet):
@@ -221,57 +217,72 @@ def weights_in_network_layout(state: Mapping[str, torch.Tensor], network: nn.Mod
     return state
 
 
-def build_inference_network(
-    trainer_name: str | None,
-    configuration: ConfigurationManager,
-    num_input_channels: int,
-    num_outputs: int,
-    nnunet_weights: bool = False,
-) -> nn.Module:
-    """The network a trainer builds, in eval mode with deep supervision off (the contract's recipe).
-
-    Args:
-        trainer_name: the checkpoint's ``trainer_name`` (a ``-tr`` name or ``package.module:NAME``).
-        configuration: the plans configuration.
-        num_input_channels: image channels.
-        num_outputs: segmentation heads.
-        nnunet_weights: the weights come from nnU-Net (``PlainConvUNet``): build the plans' default network
-            whatever the trainer name (nnU-Net's trainer variants are not registered here).
-
-    Returns:
-        The network on the CPU.
-
-    Raises:
-        UnknownTrainerError: when the trainer name is not registered and not importable.
-    """
-    from monai_nnunet.networks import set_deep_supervision
-    from monai_nnunet.training.configs import TrainerConfig, UnknownTrainerError, resolve_trainer
-
-    if nnunet_weights:
-        try:
-            obj = resolve_trainer(trainer_name)
-        except UnknownTrainerError:
-            obj = resolve_trainer(None)
-        if not isinstance(obj, TrainerConfig) or obj.architecture is not None:
-            obj = resolve_trainer(None)
-    else:
-        obj = resolve_trainer(trainer_name)
-    if isinstance(obj, TrainerConfig):
-        network = obj.build_network(configuration, num_input_channels, num_outputs, deep_supervision=False)
-    else:
-        builder = getattr(obj, "build_network_for_inference", None)
-        if callable(builder):
-            network = builder(configuration, num_input_channels, num_outputs)
-        else:
-            config = getattr(obj, "trainer_config", None)
-            config = config if isinstance(config, TrainerConfig) else resolve_trainer(None)
-            network = config.build_network(configuration, num_input_channels, num_outputs, deep_supervision=False)
+def _eval_without_deep_supervision(network: nn.Module) -> nn.Module:
     network.eval()
     try:
         set_deep_supervision(network, False)
     except AttributeError:
-        pass  # a custom network without the switch returns one tensor anyway
+        pass  # a custom network without the switch returns one tensor at inference anyway
     return network
+
+
+def build_inference_network(configuration: ConfigurationManager, num_input_channels: int, num_outputs: int,
+                            network_def: Mapping[str, Any] | None = None) -> nn.Module:
+    """The trained network without weights, in eval mode with deep supervision off.
+
+    Args:
+        configuration: the plans configuration (builds nnU-Net's plain U-Net when ``network_def`` is ``None``).
+        num_input_channels: image channels.
+        num_outputs: segmentation heads.
+        network_def: the class and arguments a checkpoint recorded (its ``network_def``): the network is built
+            from them, never from a trainer name.
+
+    Raises:
+        ModelLoadingError: when the recorded network cannot be built here.
+    """
+    if network_def is None:
+        return _eval_without_deep_supervision(build_network(configuration, num_input_channels, num_outputs,
+                                                            deep_supervision=False))
+    try:
+        network = build_network_from_config(network_def, deep_supervision=False)
+    except NetworkConfigError as e:
+        raise ModelLoadingError(str(e)) from None
+    return _eval_without_deep_supervision(network)
+
+
+def _legacy_network_def(checkpoint: Mapping[str, Any], configuration: ConfigurationManager, channels: int,
+                        outputs: int) -> dict | None:
+    """Checkpoints of earlier versions record the trainer config (``trainer_config.architecture`` as
+    ``module:Class`` and its ``architecture_kwargs``) instead of ``network_def``."""
+    config = checkpoint.get("trainer_config")
+    architecture = config.get("architecture") if isinstance(config, Mapping) else None
+    if not isinstance(architecture, str):
+        return None
+    plan = read_architecture(configuration)
+    kwargs = describe_arguments(plan.arch_kwargs)
+    kwargs.update(describe_arguments(config.get("architecture_kwargs") or {}))
+    kwargs.pop("deep_supervision", None)
+    return {"_target_": architecture.replace(":", "."), "input_channels": channels, "num_classes": outputs, **kwargs}
+
+
+def network_from_checkpoint(checkpoint: Mapping[str, Any], configuration: ConfigurationManager, channels: int,
+                            outputs: int) -> nn.Module:
+    """The network a checkpoint's weights belong to: its recorded ``network_def``; nnU-Net v2 checkpoints
+    (``PlainConvUNet`` weights) and checkpoints without a record get the plans' plain U-Net."""
+    if _is_nnunet_layout(_strip_wrappers(checkpoint["network_weights"])):
+        return build_inference_network(configuration, channels, outputs)
+    spec = checkpoint.get("network_def")
+    if not isinstance(spec, Mapping):
+        spec = _legacy_network_def(checkpoint, configuration, channels, outputs)
+    return build_inference_network(configuration, channels, outputs, spec)
+
+
+def inference_network_config(network: nn.Module) -> dict | None:
+    """``network_def`` of a loaded network for an exported bundle (deep supervision off)."""
+    spec = network_config(network)
+    if spec is not None and "deep_supervision" in spec:
+        spec["deep_supervision"] = False
+    return spec
 
 
 def _checkpoint_configuration(checkpoint: Mapping[str, Any], model_folder: Path | None) -> str:
@@ -370,15 +381,15 @@ def _trained_model_from_checkpoints(
     configuration_name = _checkpoint_configuration(first, model_folder)
     configuration = plans.get_configuration(configuration_name)
     trainer_name = first.get("trainer_name") or "nnUNetTrainer"
-    nnunet_layout = _is_nnunet_layout(_strip_wrappers(first["network_weights"]))
     networks = []
     for fold, checkpoint in checkpoints:
-        network = build_inference_network(trainer_name, configuration, dataset.num_channels,
-                                          dataset.num_segmentation_heads, nnunet_weights=nnunet_layout)
+        network = network_from_checkpoint(checkpoint, configuration, dataset.num_channels,
+                                          dataset.num_segmentation_heads)
         source = f"fold {fold} {checkpoint_name}" + (f" of {model_folder}" if model_folder else "")
         network.load_state_dict(weights_in_network_layout(checkpoint["network_weights"], network, source))
         networks.append(network.eval())
     return TrainedModel(
+        network_def=inference_network_config(networks[0]),
         plans=plans, configuration=configuration, configuration_name=configuration_name, dataset=dataset,
         networks=networks, mirror_axes=_mirror_axes(first, configuration), trainer_name=str(trainer_name),
         folds=[f for f, _ in checkpoints], model_folder=model_folder,

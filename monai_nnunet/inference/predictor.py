@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from monai_nnunet.utils.devices import resolve_device
 from monai_nnunet.dataset.dataset_json import DatasetDescription
 from monai_nnunet.dataset.raw import CaseFiles
 from monai_nnunet.inference.cases import (
@@ -54,25 +55,6 @@ __all__ = ["CasePredictionError", "Predictor", "predict_cases_to_folder", "resol
 
 class CasePredictionError(RuntimeError):
     """A case failed in preprocessing or export (or its worker died); the message names the case."""
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to predict on: ``None`` picks CUDA when available, else the CPU.
-
-    Raises:
-        ValueError: when the requested device is not available here.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use cpu, cuda or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("-device cuda: CUDA is not available on this machine; use -device cpu")
-    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ValueError("-device mps: MPS is not available on this machine; use -device cpu")
-    return device
 
 
 def _start_method() -> str:

@@ -4,10 +4,18 @@
   ``DynUNet`` configured as nnU-Net's ``PlainConvUNet``).
 - :mod:`monai_nnunet.networks.custom`: :class:`DynamicKiUNet` and :class:`DynamicUIUNet`, built from the same plans.
 - :func:`load_nnunet_weights` / :func:`monai_to_nnunet_state_dict`: weight interchange with nnU-Net v2.
-- :func:`set_deep_supervision`: the switch a trainer flips for validation and inference.
+- :func:`set_deep_supervision`: the switch for inference.
+- :func:`network_config` / :func:`build_network_from_config`: a network as data (class and arguments), as
+  checkpoints and exported bundles record it.
 """
 
 from monai_nnunet.networks.builder import build_network, set_deep_supervision
+from monai_nnunet.networks.config import (
+    NetworkConfigError,
+    build_network_from_config,
+    network_config,
+    unwrap_network,
+)
 from monai_nnunet.networks.custom import DynamicKiUNet, DynamicUIUNet
 from monai_nnunet.networks.initialization import init_weights_he
 from monai_nnunet.networks.nnunet_weights import (
@@ -20,6 +28,10 @@ from monai_nnunet.networks.plans_dynunet import PlansDynUNet
 
 __all__ = [
     "ArchitecturePlan",
+    "NetworkConfigError",
+    "build_network_from_config",
+    "network_config",
+    "unwrap_network",
     "DynamicKiUNet",
     "DynamicUIUNet",
     "PlansDynUNet",

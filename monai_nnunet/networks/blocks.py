@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from monai_nnunet.networks.operators import resolve_operator
 from monai_nnunet.networks.plans_architecture import spatial_dims_of
 
 __all__ = [
@@ -67,6 +68,8 @@ class PlansOps:
         Raises:
             ValueError: when ``conv_op`` is not a 2D or 3D convolution.
         """
+        conv_op, norm_op, dropout_op, nonlin = (resolve_operator(k, v) for k, v in (
+            ("conv_op", conv_op), ("norm_op", norm_op), ("dropout_op", dropout_op), ("nonlin", nonlin)))
         spatial_dims_of(conv_op)
         return cls(
             conv_op=conv_op,

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from monai_nnunet.networks.config import unwrap_network
 from monai_nnunet.networks.plans_architecture import read_architecture
 from monai_nnunet.networks.plans_dynunet import PlansDynUNet
 
@@ -87,14 +88,7 @@ def set_deep_supervision(network: nn.Module, enabled: bool) -> None:
     Raises:
         AttributeError: when the network has no deep-supervision switch.
     """
-    inner = network
-    while True:
-        if hasattr(inner, "_orig_mod"):
-            inner = inner._orig_mod
-        elif isinstance(getattr(inner, "module", None), nn.Module):
-            inner = inner.module
-        else:
-            break
+    inner = unwrap_network(network)
     if hasattr(inner, "deep_supervision"):
         inner.deep_supervision = bool(enabled)
     elif hasattr(getattr(inner, "decoder", None), "deep_supervision"):

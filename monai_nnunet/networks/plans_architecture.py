@@ -3,14 +3,14 @@
 A configuration is the entry ``plans["configurations"][name]`` of an nnU-Net v2 plans JSON, given as a plain dict,
 any read-only mapping, or an object holding that dict in a ``configuration`` attribute (nnU-Net's and our
 ``ConfigurationManager``). The block names the network class and its constructor arguments; the operator entries
-(``conv_op``, ``norm_op``, ``dropout_op``, ``nonlin``) are dotted names that are imported here, as nnU-Net does.
+(``conv_op``, ``norm_op``, ``dropout_op``, ``nonlin``) are dotted names, resolved here from an allowlist of torch.nn
+classes (:mod:`monai_nnunet.networks.operators`): a plans file is data and never names code to run.
 Plans written before nnU-Net v2.4 (``UNet_class_name``, ``conv_kernel_sizes``, ...) are converted the way nnU-Net's
 ``ConfigurationManager`` converts them.
 """
 
 from __future__ import annotations
 
-import pydoc
 from collections.abc import Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from monai_nnunet.networks.operators import ALLOWED_OPERATORS, OperatorNameError, resolve_operator
 from monai_nnunet.planning.plans import architecture_from_legacy
 
 __all__ = [
@@ -140,10 +141,10 @@ def spatial_dims_of(conv_op: type[nn.Module]) -> int:
 
 
 def _import_operator(key: str, value: Any) -> Any:
-    """Imports a dotted operator name; classes and ``None`` pass through."""
-    if value is None or not isinstance(value, str):
-        return value
-    located = pydoc.locate(value)
-    if located is None:
-        raise ValueError(f"cannot import {key}={value!r} named in the plans' architecture block.")
-    return located
+    """Resolves a dotted operator name from the allowlist; classes and ``None`` pass through."""
+    if isinstance(value, str) and value not in ALLOWED_OPERATORS:
+        raise OperatorNameError(
+            f"the plans' architecture block names {key}={value!r}, which is not an allowed operator (torch.nn "
+            f"convolution, normalisation, dropout and non-linearity classes only)"
+        )
+    return resolve_operator(key, value)

@@ -29,6 +29,8 @@ from monai.networks.blocks.dynunet_block import UnetUpBlock
 from monai.networks.nets.dynunet import DynUNet, DynUNetSkipLayer
 from torch.nn.modules.instancenorm import _InstanceNorm
 
+from monai_nnunet.networks.config import describe_arguments
+from monai_nnunet.networks.operators import resolve_operator
 from monai_nnunet.networks.plans_architecture import spatial_dims_of
 from monai_nnunet.networks.stage_plan import StagePlan, make_stage_plan
 
@@ -96,6 +98,9 @@ class PlansDynUNet(DynUNet):
         nonlin_kwargs: dict | None = None,
         deep_supervision: bool = False,
     ) -> None:
+        init_kwargs = describe_arguments(locals())  # recorded in checkpoints: how to rebuild this network
+        conv_op, norm_op, dropout_op, nonlin = (resolve_operator(k, v) for k, v in (
+            ("conv_op", conv_op), ("norm_op", norm_op), ("dropout_op", dropout_op), ("nonlin", nonlin)))
         dims = spatial_dims_of(conv_op)
         plan = make_stage_plan(
             dims, n_stages, features_per_stage, kernel_sizes, strides, n_conv_per_stage, n_conv_per_stage_decoder
@@ -118,6 +123,7 @@ class PlansDynUNet(DynUNet):
             trans_bias=bool(conv_bias),
         )
         self.stage_plan: StagePlan = plan
+        self.init_kwargs = init_kwargs
         self.num_classes = int(num_classes)
         self.deep_supervision = bool(deep_supervision)
 

@@ -13,7 +13,6 @@ dicts, whole checkpoints or bare state dicts, with DDP (``module.``) or ``torch.
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +21,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-__all__ = ["SEGMENTATION_HEAD_PATTERN", "PretrainedWeightsError", "load_pretrained_weights"]
+from monai_nnunet.networks.config import unwrap_network
+from monai_nnunet.utils.checkpoints import CheckpointError, load_checkpoint
+
+__all__ = ["SEGMENTATION_HEAD_PATTERN", "PretrainedWeightsError", "load_pretrained_weights", "strip_wrapper_prefixes"]
 
 #: Parameter names of segmentation heads in the networks of this package and in nnU-Net's: PlansDynUNet
 #: (``output_block``, ``deep_supervision_heads``, DynUNet's ``super_head`` aliases), DynamicKiUNet (``seg_heads``),
@@ -38,17 +40,8 @@ class PretrainedWeightsError(ValueError):
     """Pretrained weights do not fit the network (other plans or architecture)."""
 
 
-def _unwrap_network(network: nn.Module) -> nn.Module:
-    while True:
-        if hasattr(network, "_orig_mod"):
-            network = network._orig_mod
-        elif isinstance(getattr(network, "module", None), nn.Module):
-            network = network.module
-        else:
-            return network
-
-
-def _strip(key: str) -> str:
+def strip_wrapper_prefixes(key: str) -> str:
+    """A state-dict key without DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) prefixes."""
     changed = True
     while changed:
         changed = False
@@ -68,13 +61,13 @@ def _read(checkpoint: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, 
         if not path.is_file():
             raise FileNotFoundError(f"pretrained weights {path} do not exist")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # nnU-Net checkpoints may hold NumPy scalars in their logs
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = load_checkpoint(path, required_keys=())
+        except CheckpointError as e:
+            raise PretrainedWeightsError(f"-pretrained_weights: {e}") from None
     weights = state.get("network_weights", state) if isinstance(state, Mapping) else None
     if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise PretrainedWeightsError(f"{source} holds no network weights (a checkpoint or a state dict)")
-    return {_strip(k): v for k, v in weights.items()}, source
+    return {strip_wrapper_prefixes(k): v for k, v in weights.items()}, source
 
 
 def _nnunet_layout(keys) -> bool:
@@ -105,7 +98,7 @@ def load_pretrained_weights(
             names the layers), or the checkpoint holds no weights.
     """
     pattern = SEGMENTATION_HEAD_PATTERN if head_pattern is None else re.compile(head_pattern)
-    target = _unwrap_network(network)
+    target = unwrap_network(network)
     state, source = _read(checkpoint)
     own = target.state_dict()
     if _nnunet_layout(state) and not _nnunet_layout(own):

@@ -1,16 +1,55 @@
-"""Training: the trainer (``nnUNetTrainer``), trainer configs (``monai_nnunet.training.configs``), handlers,
-LR schedule, logging and checkpoints.
+"""Training: the parts of a run's bundle (engine step, handlers, metric, LR schedule, checkpoints, run setup), the
+trainer configs (``monai_nnunet.training.configs``) and the thin ``nnUNetTrainer`` front.
 
-``nnUNetTrainer`` is loaded on first access, so ``import monai_nnunet.training.configs`` (used by ``-tr`` parsing)
-stays light.
+The functions here are the small public functions the run's ``train.yaml`` calls.
 """
 
-__all__ = ["TrainingSettings", "TrainingSetupError", "nnUNetTrainer"]
+from monai_nnunet.planning.plans import PlansManager
+from monai_nnunet.training.checkpoints import find_resume_checkpoint
+from monai_nnunet.training.configs import registered_loss
+from monai_nnunet.training.engine import (
+    NnUNetPrepareBatch,
+    NnUNetSupervisedTrainer,
+    full_resolution_output,
+    is_distributed,
+    prepare_network,
+    rank,
+    rank_batch_share,
+)
+from monai_nnunet.training.final_validation import FinalValidation
+from monai_nnunet.training.lr_scheduler import PolyLRScheduler
+from monai_nnunet.training.metrics import CaseMeanDice, dice_improved
+from monai_nnunet.training.run_setup import RunSetup, TrainingSetupError, fold_split, prepare_run
+from monai_nnunet.training.trainer import TrainingSettings, nnUNetTrainer
+from monai_nnunet.utils.devices import resolve_device
+from monai_nnunet.utils.files import load_json as read_json
+
+__all__ = [
+    "CaseMeanDice",
+    "FinalValidation",
+    "NnUNetPrepareBatch",
+    "NnUNetSupervisedTrainer",
+    "PolyLRScheduler",
+    "RunSetup",
+    "TrainingSettings",
+    "TrainingSetupError",
+    "dice_improved",
+    "find_resume_checkpoint",
+    "fold_split",
+    "full_resolution_output",
+    "is_distributed",
+    "nnUNetTrainer",
+    "plans_configuration",
+    "prepare_network",
+    "prepare_run",
+    "rank",
+    "rank_batch_share",
+    "read_json",
+    "registered_loss",
+    "resolve_device",
+]
 
 
-def __getattr__(name: str):
-    if name in __all__:
-        from monai_nnunet.training import trainer
-
-        return getattr(trainer, name)
-    raise AttributeError(f"module 'monai_nnunet.training' has no attribute {name!r}")
+def plans_configuration(plans_file: str, configuration: str) -> dict:
+    """The plans' configuration entry (``inherits_from`` resolved), for ``debug.json``."""
+    return dict(PlansManager(plans_file).get_configuration(configuration).configuration)

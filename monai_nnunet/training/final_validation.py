@@ -4,43 +4,88 @@ would (sliding window, mirroring test-time augmentation), written in their origi
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["run_final_validation"]
+import torch
+from torch import nn
+
+from monai_nnunet.dataset.dataset_json import load_dataset_json
+from monai_nnunet.evaluation import evaluate_folder
+from monai_nnunet.inference import Predictor, iter_preprocessed_cases, predict_cases_to_folder
+from monai_nnunet.networks.config import unwrap_network
+from monai_nnunet.planning.plans import PlansManager
+from monai_nnunet.training.engine import rank
+from monai_nnunet.training.handlers.training_log import log_line
+from monai_nnunet.utils.checkpoints import load_checkpoint
+from monai_nnunet.utils.parallel import default_num_processes
+
+__all__ = ["FinalValidation"]
 
 
-def run_final_validation(trainer) -> Path | None:
-    """Runs the final validation of ``trainer``'s current network (rank 0 only); returns the summary file."""
-    if not trainer.is_main_process:
-        return None
-    from monai_nnunet.evaluation import evaluate_folder
-    from monai_nnunet.inference import Predictor, iter_preprocessed_cases, predict_cases_to_folder
-    from monai_nnunet.networks import set_deep_supervision
-    from monai_nnunet.utils.parallel import default_num_processes
+class FinalValidation:
+    """The run's last step (``run`` of the bundle), also ``nnUNetv2_train ... --val`` alone.
 
-    workers = default_num_processes()
-    export_workers = 0 if workers <= 1 else min(2, workers)  # exports overlap with inference when CPUs allow
+    Args:
+        network: the trained network (DDP wrapper allowed).
+        plans_file, configuration, dataset_json_file: the run's plans, configuration name and dataset.json.
+        cache_dir: the configuration's cache.
+        case_ids: the fold's validation cases.
+        output_dir: ``validation_raw``.
+        reference_dir: ``gt_segmentations`` of the preprocessed dataset.
+        mirror_axes: test-time mirroring axes.
+        save_probabilities: also ``CASE.npz`` (``--npz``).
+        checkpoint: load these weights first (``--val``); ``None``: the network's current weights.
+        log_file: ``training_log.txt``.
+    """
 
-    network = trainer.network.module if hasattr(trainer.network, "module") else trainer.network
-    was_training = network.training
-    set_deep_supervision(network, False)
-    try:
-        predictor = Predictor.from_networks(
-            network, trainer.plans_manager, trainer.configuration_name, trainer.dataset.raw,
-            mirror_axes=trainer.inference_allowed_mirroring_axes, trainer_name=trainer.trainer_name,
-            device=trainer.device, verbose=False,
-        )
-        _, val_ids = trainer.get_tr_and_val_case_ids()
-        output = trainer.output_folder / "validation_raw"
-        predict_cases_to_folder(predictor, iter_preprocessed_cases(trainer.cache_folder, val_ids), output,
-                                save_probabilities=trainer.export_npz, num_processes_export=export_workers)
-    finally:
-        set_deep_supervision(network, trainer.settings.enable_deep_supervision)
-        network.train(was_training)
-    summary_file = output / "summary.json"
-    summary = evaluate_folder(trainer.preprocessed_folder / "gt_segmentations", output, trainer.dataset,
-                              output_file=summary_file, num_processes=workers, chill=True)
-    per_class = " ".join(f"{k}={v['Dice']:.4f}" for k, v in summary["mean"].items())
-    trainer.print_to_log_file(f"final validation of {len(val_ids)} case(s): mean Dice "
-                              f"{summary['foreground_mean']['Dice']:.4f} ({per_class}); {summary_file}")
-    return summary_file
+    def __init__(self, network: nn.Module, plans_file: str | os.PathLike, configuration: str,
+                 dataset_json_file: str | os.PathLike, cache_dir: str | os.PathLike, case_ids: Sequence[str],
+                 output_dir: str | os.PathLike, reference_dir: str | os.PathLike, mirror_axes: Sequence[int] = (),
+                 save_probabilities: bool = False, checkpoint: str | os.PathLike | None = None,
+                 log_file: str | os.PathLike | None = None) -> None:
+        self.network = network
+        self.plans_file = Path(plans_file)
+        self.configuration = configuration
+        self.dataset_json_file = Path(dataset_json_file)
+        self.cache_dir = Path(cache_dir)
+        self.case_ids = list(case_ids)
+        self.output_dir = Path(output_dir)
+        self.reference_dir = Path(reference_dir)
+        self.mirror_axes = tuple(int(a) for a in mirror_axes)
+        self.save_probabilities = bool(save_probabilities)
+        self.checkpoint = checkpoint
+        self.log_file = log_file
+
+    def run(self) -> Path | None:
+        """Predicts, writes and evaluates the validation cases (rank 0 only); returns ``summary.json``."""
+        if rank() != 0:
+            return None
+        network = unwrap_network(self.network)
+        if self.checkpoint is not None:
+            state = load_checkpoint(self.checkpoint, map_location="cpu")
+            network.load_state_dict(state["network_weights"])
+            log_line(self.log_file, f"validating {Path(self.checkpoint).name} (epoch {state.get('epoch')})")
+        dataset = load_dataset_json(self.dataset_json_file)
+        workers = default_num_processes()
+        was_training = network.training
+        try:
+            device = next(network.parameters()).device
+            predictor = Predictor.from_networks(network, PlansManager(self.plans_file), self.configuration,
+                                                dataset.raw, mirror_axes=self.mirror_axes, device=device,
+                                                verbose=False)
+            predict_cases_to_folder(predictor, iter_preprocessed_cases(self.cache_dir, self.case_ids),
+                                    self.output_dir, save_probabilities=self.save_probabilities,
+                                    num_processes_export=0 if workers <= 1 else min(2, workers))
+        finally:
+            network.train(was_training)
+        summary_file = self.output_dir / "summary.json"
+        summary = evaluate_folder(self.reference_dir, self.output_dir, dataset, output_file=summary_file,
+                                  num_processes=workers, chill=True)
+        per_class = " ".join(f"{k}={v['Dice']:.4f}" for k, v in summary["mean"].items())
+        log_line(self.log_file, f"final validation of {len(self.case_ids)} case(s): mean Dice "
+                                f"{summary['foreground_mean']['Dice']:.4f} ({per_class}); {summary_file}")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return summary_file

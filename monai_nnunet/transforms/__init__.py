@@ -1,6 +1,32 @@
-"""MONAI transforms of monai_nnunet."""
+"""MONAI transforms of monai_nnunet: nnU-Net's sampling, augmentation and training targets as dictionary
+transforms, and the small functions the training bundle calls for the patch geometry."""
 
 from monai_nnunet.transforms.blobs import LabelToBlobsd
+from monai_nnunet.transforms.intensity import RandChannelGaussianSmoothd, RandChannelLowResolutiond, RandGammad
+from monai_nnunet.transforms.labels import (
+    DeepSupervisionTargetsd,
+    LabelsToRegionMasksd,
+    MaskOutsideNonzerod,
+    deep_supervision_scales,
+)
+from monai_nnunet.transforms.pipeline import AugmentationSettings, augmentation_settings, mirroring_transforms
 from monai_nnunet.transforms.regions import LabelToRegionsd
+from monai_nnunet.transforms.sampling import RandPatchCropWithOversamplingd
+from monai_nnunet.transforms.spatial import RandRotateScaleCropd
 
-__all__ = ["LabelToBlobsd", "LabelToRegionsd"]
+__all__ = [
+    "AugmentationSettings",
+    "DeepSupervisionTargetsd",
+    "LabelToBlobsd",
+    "LabelToRegionsd",
+    "LabelsToRegionMasksd",
+    "MaskOutsideNonzerod",
+    "RandChannelGaussianSmoothd",
+    "RandChannelLowResolutiond",
+    "RandGammad",
+    "RandPatchCropWithOversamplingd",
+    "RandRotateScaleCropd",
+    "augmentation_settings",
+    "deep_supervision_scales",
+    "mirroring_transforms",
+]

@@ -39,6 +39,7 @@ __all__ = [
     "AugmentationSettings",
     "augmentation_settings",
     "augmentation_transforms",
+    "mirroring_transforms",
     "sampling_transforms",
     "target_transforms",
     "training_transforms",
@@ -135,8 +136,13 @@ def augmentation_transforms(settings: AugmentationSettings, elastic_deformation:
         RandGammad(IMAGE, prob=0.1, gamma_range=(0.7, 1.5), invert_image=True, retain_stats=True),
         RandGammad(IMAGE, prob=0.3, gamma_range=(0.7, 1.5), invert_image=False, retain_stats=True),
     ]
-    chain += [RandFlipd([IMAGE, LABEL], prob=0.5, spatial_axis=a) for a in settings.mirror_axes]
+    chain += mirroring_transforms([IMAGE, LABEL], settings.mirror_axes)
     return chain
+
+
+def mirroring_transforms(keys: Sequence[str], mirror_axes: Sequence[int], prob: float = 0.5) -> list[MapTransform]:
+    """nnU-Net's mirroring: each allowed spatial axis flipped independently with probability ``prob``."""
+    return [RandFlipd(list(keys), prob=prob, spatial_axis=int(a)) for a in mirror_axes]
 
 
 def target_transforms(

@@ -39,7 +39,8 @@ def test_template_bundle_layout_and_checks(preprocessed_synthetic, tmp_path):
     workflow.initialize()
     assert workflow.check_properties() == []
     text = (TEMPLATE_BUNDLE / "configs" / "train.yaml").read_text()
-    assert "_target_: monai_nnunet.training.nnUNetTrainer" in text  # our classes fully qualified
+    assert "_target_: monai_nnunet.networks.PlansDynUNet" in text  # our classes fully qualified
+    assert "nnunet_trainer" not in text  # no component is a callback into a trainer object
 
 
 def test_run_bundle_trains_through_monai_bundle_run(run_env):

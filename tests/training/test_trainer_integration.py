@@ -57,18 +57,28 @@ def test_pretraining_and_fine_tuning_recipe(run_env, tmp_path, monkeypatch):
     assert main(["move_plans_between_datasets", "-s", "998", "-t", "996", "-sp", "nnUNetPlans",
                  "-tp", "nnUNetPlans_pretrained"]) == 0
     assert main(["preprocess", "-d", "996", "-plans_name", "nnUNetPlans_pretrained", "-c", "3d_fullres"]) == 0
+    # the weights the run starts from: the pretrained ones, but for the segmentation heads
     trainer = build_trainer(996, "3d_fullres", 0, plans="nnUNetPlans_pretrained", device="cpu",
                             pretrained_weights=str(source), num_epochs=1, iterations_per_epoch=2, val_every=1)
-    trainer.initialize()
-    network = trainer.workflow.parser.get_parsed_content("network")
+    engine = trainer.initialize().parser.get_parsed_content("train#trainer")
+    from monai_nnunet.training.handlers import PretrainedWeightsLoader
+
+    PretrainedWeightsLoader(str(source))(engine)
     pretrained = torch.load(source, weights_only=True)["network_weights"]
-    loaded = network.state_dict()
+    loaded = engine.network.state_dict()
     heads = [k for k in loaded if not torch.equal(loaded[k], pretrained[k])]
     assert heads and all("output_block" in k or "deep_supervision_heads" in k or "seg" in k for k in heads), heads
     assert main(["train", "996", "3d_fullres", "0", "-p", "nnUNetPlans_pretrained", "-pretrained_weights",
                  str(source), *ONE_EPOCH]) == 0
     target_folder = run_env["results"] / "Dataset996_Target" / "nnUNetTrainer__nnUNetPlans_pretrained__3d_fullres"
     assert (target_folder / "fold_0" / "checkpoint_final.pth").is_file()
+    # the log says which layers were loaded and which were not
+    line = next(line for line in (target_folder / "fold_0" / "training_log.txt").read_text().splitlines()
+                if "pretrained weights" in line)
+    from monai_nnunet.networks.pretrained import SEGMENTATION_HEAD_PATTERN
+
+    skipped = line.split("not loaded (trained from scratch): ")[1].split(", ")
+    assert set(heads) <= set(skipped) and all(SEGMENTATION_HEAD_PATTERN.search(k) for k in skipped), skipped
 
 
 def test_augmentation_on_the_training_device(run_env):

@@ -74,24 +74,24 @@ class _Interrupt(Exception):
 
 
 def test_interrupted_run_resumes_with_c(run_env, monkeypatch, capsys):
-    from monai_nnunet.training import nnUNetTrainer
+    from monai_nnunet.losses import DeepSupervisionWrapper
 
     calls = {"n": 0}
-    original = nnUNetTrainer.train_step
+    original = DeepSupervisionWrapper.forward
 
-    def crashing_step(self, batch):
+    def crashing_loss(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 4:  # the second iteration of the second epoch
+        if calls["n"] == 4:  # 2 training iterations + 1 validation batch, then the first iteration of epoch 2
             raise _Interrupt("killed")
-        return original(self, batch)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(nnUNetTrainer, "train_step", crashing_step)
+    monkeypatch.setattr(DeepSupervisionWrapper, "forward", crashing_loss)
     assert main(["train", "998", "3d_fullres", "0", *SHORT, "--epochs", "3"]) == 1
     assert "killed" in capsys.readouterr().err
     folder = fold_folder(run_env["results"])
     latest = torch.load(folder / "checkpoint_latest.pth", weights_only=True)
     assert latest["epoch"] == 1 and not (folder / "checkpoint_final.pth").exists()
-    monkeypatch.setattr(nnUNetTrainer, "train_step", original)
+    monkeypatch.setattr(DeepSupervisionWrapper, "forward", original)
     assert main(["train", "998", "3d_fullres", "0", *SHORT, "--epochs", "3", "-c"]) == 0
     final = torch.load(folder / "checkpoint_final.pth", weights_only=True)
     assert final["epoch"] == 3

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from monai_nnunet.networks.config import describe_arguments
 from monai_nnunet.networks.blocks import PlansOps, SkipMergeBlock, StackedConvLayers, interpolate_to
 from monai_nnunet.networks.custom.crfb import CrossResidualFusion
 from monai_nnunet.networks.initialization import init_weights_he
@@ -92,7 +93,9 @@ class DynamicKiUNet(nn.Module):
         kinet_max_scale: int | Sequence[int] = 2,
         features_scale: float = 1.0,
     ) -> None:
+        init_kwargs = describe_arguments(locals())  # recorded in checkpoints: how to rebuild this network
         super().__init__()
+        self.init_kwargs = init_kwargs
         if pool_type not in POOL_TYPES:
             raise ValueError(f"pool_type must be one of {POOL_TYPES}, got {pool_type!r}.")
         ops = PlansOps.from_arch_kwargs(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from monai_nnunet.networks.config import describe_arguments
 from monai_nnunet.networks.blocks import PlansOps, interpolate_to
 from monai_nnunet.networks.custom.ica_fusion import InteractiveCrossAttentionFusion
 from monai_nnunet.networks.custom.rsu import DilatedResidualUBlock, ResidualUBlock
@@ -89,7 +90,9 @@ class DynamicUIUNet(nn.Module):
         fusion_reduction: int = 4,
         features_scale: float = 1.0,
     ) -> None:
+        init_kwargs = describe_arguments(locals())  # recorded in checkpoints: how to rebuild this network
         super().__init__()
+        self.init_kwargs = init_kwargs
         if not 0 < mid_channels_ratio <= 1:
             raise ValueError(f"mid_channels_ratio must be in (0, 1], got {mid_channels_ratio}.")
         if max_inner_pools is not None and max_inner_pools < 0:

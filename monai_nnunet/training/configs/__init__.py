@@ -1,13 +1,19 @@
 """Trainer configs: ``TrainerConfig``, the ``TRAINER_CONFIGS`` registry and ``-tr`` resolution.
 
 Importing this package registers the built-in configs (``nnUNetTrainer``, ``kiunet``, ``kiunet_minimal``,
-``uiunet``, ``uiunet_minimal``, ``blob_dice``, ``region_dice``). It imports neither MONAI nor the networks or the
-losses; those are imported when a config builds something.
+``uiunet``, ``uiunet_minimal``, ``blob_dice``, ``region_dice``), each an overlay file of the template bundle. A
+config becomes overrides of the run's bundle (:func:`to_bundle_overrides`).
 """
 
 from monai_nnunet.training.configs.builtin import builtin_trainer_configs
+from monai_nnunet.training.configs.overrides import load_overlay, to_bundle_overrides
 from monai_nnunet.training.configs.registry import (
     DEFAULT_TRAINER,
+    ENTRY_POINT_GROUP,
+    MODULES_ENV,
+    TRAINER_CLASSES,
+    discover_trainer_configs,
+    registered_loss,
     TRAINER_CONFIGS,
     UnknownTrainerError,
     available_trainer_configs,
@@ -24,6 +30,13 @@ del _name, _config
 
 __all__ = [
     "DEFAULT_TRAINER",
+    "ENTRY_POINT_GROUP",
+    "MODULES_ENV",
+    "TRAINER_CLASSES",
+    "discover_trainer_configs",
+    "load_overlay",
+    "registered_loss",
+    "to_bundle_overrides",
     "OVERRIDE_FIELDS",
     "TRAINER_CONFIGS",
     "TrainerConfig",

@@ -1,22 +1,31 @@
 """The built-in trainer configs (``-tr nnUNetTrainer | kiunet | uiunet | blob_dice | region_dice | ..._minimal``).
 
-Classes are named by reference strings, imported when a network or loss is built, so that importing the registry
-does not import MONAI, the networks or the losses.
+Each is an overlay file of the template bundle (``configs/trainers/NAME.yaml``); the :class:`TrainerConfig` of a
+built-in name points at its overlay and mirrors what it changes (architecture, loss, batch size), read from the
+file, so the file is the one description.
 """
 
 from __future__ import annotations
 
+from monai_nnunet.training.configs.overrides import load_overlay, overlay_file
 from monai_nnunet.training.configs.trainer_config import TrainerConfig
 
-__all__ = ["builtin_trainer_configs"]
+__all__ = ["BUILTIN_OVERLAYS", "builtin_trainer_configs"]
 
-KIUNET = "monai_nnunet.networks.custom:DynamicKiUNet"
-UIUNET = "monai_nnunet.networks.custom:DynamicUIUNet"
-BLOB_LOSS = "monai_nnunet.losses:DC_and_Blob_CE_loss"
-REGION_LOSS = "monai_nnunet.losses:DC_and_Region_CE_loss"
+#: -tr name -> overlay file name (the default trainer has none)
+BUILTIN_OVERLAYS = ("kiunet", "kiunet_minimal", "uiunet", "uiunet_minimal", "blob_dice", "region_dice")
 
-#: Batch size of the ``_minimal`` variants (their networks are also half as wide as the plans say).
-MINIMAL_BATCH_SIZE = 2
+
+def _from_overlay(name: str) -> TrainerConfig:
+    overlay = load_overlay(name)
+    prefix = "network_def#"
+    architecture = overlay.get(prefix + "_target_")
+    kwargs = {k[len(prefix):]: v for k, v in overlay.items() if k.startswith(prefix) and k != prefix + "_target_"}
+    loss = overlay.get("loss#loss", {}).get("_target_") if isinstance(overlay.get("loss#loss"), dict) else None
+    text = overlay_file(name).read_text().splitlines()
+    description = text[0].split(":", 1)[-1].strip() if text and text[0].startswith("#") else ""
+    return TrainerConfig(architecture=architecture, architecture_kwargs=kwargs, loss=loss,
+                         batch_size=overlay.get("batch_size"), description=description, overlay=name)
 
 
 def builtin_trainer_configs() -> dict[str, TrainerConfig]:
@@ -28,35 +37,6 @@ def builtin_trainer_configs() -> dict[str, TrainerConfig]:
         batch size 2, for GPUs with little memory), ``blob_dice`` and ``region_dice`` (plain U-Net with the
         instance-aware and region-weighted Dice + CE losses).
     """
-    return {
-        "nnUNetTrainer": TrainerConfig(description="nnU-Net's default: plain U-Net from the plans, Dice + CE"),
-        "kiunet": TrainerConfig(
-            architecture=KIUNET,
-            architecture_kwargs={"pool_type": "max"},
-            description="KiU-Net (U-Net + overcomplete Ki-Net branch, cross-residual fusion), Dice + CE",
-        ),
-        "kiunet_minimal": TrainerConfig(
-            architecture=KIUNET,
-            architecture_kwargs={"pool_type": "max", "features_scale": 0.5, "kinet_features_per_stage": 8},
-            batch_size=MINIMAL_BATCH_SIZE,
-            description="KiU-Net at half width with an 8-channel Ki-Net branch, batch size 2, for small GPUs",
-        ),
-        "uiunet": TrainerConfig(
-            architecture=UIUNET,
-            description="UIU-Net (residual U-blocks in a U-Net, cross-attention fusion, fused side outputs), Dice + CE",
-        ),
-        "uiunet_minimal": TrainerConfig(
-            architecture=UIUNET,
-            architecture_kwargs={"features_scale": 0.5},
-            batch_size=MINIMAL_BATCH_SIZE,
-            description="UIU-Net at half width, batch size 2, for small GPUs",
-        ),
-        "blob_dice": TrainerConfig(
-            loss=BLOB_LOSS,
-            description="plain U-Net, Dice + CE + blob (per connected component) Dice",
-        ),
-        "region_dice": TrainerConfig(
-            loss=REGION_LOSS,
-            description="plain U-Net, Dice + CE + region-weighted Dice (boundary band and interior)",
-        ),
-    }
+    configs = {"nnUNetTrainer": TrainerConfig(description="nnU-Net's default: plain U-Net from the plans, Dice + CE")}
+    configs.update({name: _from_overlay(name) for name in BUILTIN_OVERLAYS})
+    return configs

@@ -3,16 +3,30 @@
 ``TRAINER_CONFIGS`` is a plain dict (``TRAINER_CONFIGS["mine"] = my_config`` works, and may replace an entry);
 :func:`register_trainer_config` adds an entry and refuses a name that is taken. ``-tr NAME`` is looked up there;
 ``-tr package.module:NAME`` imports ``NAME`` from the user's own code, a :class:`TrainerConfig` or a trainer class.
+
+Registrations in the user's own code are found by their plain name: a name not registered yet is looked up, in this
+order, in the modules named by the environment variable ``MONAI_NNUNET_TRAINER_MODULES`` (comma-separated; each is
+imported, and its ``TRAINER_CONFIGS[...] = ...`` lines register), then in the entry points of the group
+``monai_nnunet.trainer_configs`` that installed packages declare (``NAME = "package.module:OBJECT"``: a
+:class:`TrainerConfig`, a trainer class, or a module to import).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
+from importlib.metadata import entry_points
+from types import ModuleType
 
 from monai_nnunet.training.configs.trainer_config import TrainerConfig, resolve_reference
 
 __all__ = [
     "DEFAULT_TRAINER",
+    "ENTRY_POINT_GROUP",
+    "MODULES_ENV",
+    "discover_trainer_configs",
+    "registered_loss",
     "TRAINER_CONFIGS",
     "UnknownTrainerError",
     "available_trainer_configs",
@@ -26,6 +40,12 @@ DEFAULT_TRAINER = "nnUNetTrainer"
 
 #: name -> config; filled with the built-in configs when :mod:`monai_nnunet.training.configs` is imported.
 TRAINER_CONFIGS: dict[str, TrainerConfig] = {}
+#: trainer classes declared through entry points, by name
+TRAINER_CLASSES: dict[str, type] = {}
+#: the entry-point group installed packages declare their trainer configs in
+ENTRY_POINT_GROUP = "monai_nnunet.trainer_configs"
+#: modules to import (comma-separated) so that their registrations are found
+MODULES_ENV = "MONAI_NNUNET_TRAINER_MODULES"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
@@ -45,7 +65,8 @@ class UnknownTrainerError(KeyError, ValueError):
             message += f" ({detail})"
         message += (
             f". Known trainer configs: {', '.join(known) if known else '(none)'}. "
-            "Your own config or trainer class: -tr package.module:NAME."
+            "Your own config or trainer class: -tr package.module:NAME, or register it in a module named by "
+            "$MONAI_NNUNET_TRAINER_MODULES or in a 'monai_nnunet.trainer_configs' entry point."
         )
         super().__init__(message)
         self.message = message
@@ -86,6 +107,52 @@ def available_trainer_configs() -> list[str]:
     return sorted(TRAINER_CONFIGS, key=str.lower)
 
 
+def discover_trainer_configs(name: str | None = None) -> None:
+    """Imports the modules of ``$MONAI_NNUNET_TRAINER_MODULES`` and loads the ``monai_nnunet.trainer_configs``
+    entry points (all of them, or only ``name``'s).
+
+    Raises:
+        UnknownTrainerError: when a module named by the variable or an entry point cannot be imported.
+    """
+    for module in [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise UnknownTrainerError(name or module, available_trainer_configs(),
+                                      f"{MODULES_ENV} names {module!r}, which cannot be imported: {err}") from err
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if name is not None and ep.name != name:
+            continue
+        try:
+            obj = ep.load()
+        except (ImportError, AttributeError) as err:
+            raise UnknownTrainerError(ep.name, available_trainer_configs(),
+                                      f"its entry point {ep.value!r} cannot be loaded: {err}") from err
+        if isinstance(obj, TrainerConfig):
+            TRAINER_CONFIGS.setdefault(ep.name, obj)
+        elif isinstance(obj, type):
+            TRAINER_CLASSES.setdefault(ep.name, obj)
+        elif not isinstance(obj, ModuleType):
+            raise UnknownTrainerError(ep.name, available_trainer_configs(),
+                                      f"its entry point names a {type(obj).__name__}, not a TrainerConfig, a "
+                                      f"trainer class or a module")
+
+
+def registered_loss(name: str):
+    """The loss instance of the trainer config registered as ``name`` (what a bundle calls for a config whose loss
+    is a ready instance, which cannot be written as ``_target_`` and arguments).
+
+    Raises:
+        UnknownTrainerError: when ``name`` is not registered (and not found by discovery).
+        ValueError: when its config has no loss instance.
+    """
+    config = resolve_trainer(name)
+    loss = getattr(config, "loss", None)
+    if loss is None or isinstance(loss, (str, type)):
+        raise ValueError(f"trainer config {name!r} has no loss instance")
+    return loss
+
+
 def resolve_trainer(name: str | None = None) -> TrainerConfig | type:
     """What ``-tr name`` stands for.
 
@@ -111,7 +178,9 @@ def resolve_trainer(name: str | None = None) -> TrainerConfig | type:
         if isinstance(obj, TrainerConfig) or isinstance(obj, type):
             return obj
         raise TypeError(f"-tr {name} is a {type(obj).__name__}; expected a TrainerConfig or a trainer class.")
-    config = TRAINER_CONFIGS.get(name)
+    if name not in TRAINER_CONFIGS and name not in TRAINER_CLASSES:
+        discover_trainer_configs(name)
+    config = TRAINER_CONFIGS.get(name, TRAINER_CLASSES.get(name))
     if config is None:
         raise UnknownTrainerError(name, available_trainer_configs())
     return config

@@ -73,6 +73,8 @@ class TrainerConfig:
             patches; spatial and intensity augmentation run on the training device, batch by batch, for machines
             whose CPUs cannot keep up with the GPU).
         description: one line for ``--help`` listings and logs.
+        overlay: a bundle overlay file (a path, or the name of one in the template bundle's ``configs/trainers/``)
+            merged over ``train.yaml``; the built-in configs are overlays. Its entries come before the fields'.
 
     Raises:
         TypeError, ValueError: from ``__post_init__`` on a wrong type or out-of-range value.
@@ -96,6 +98,7 @@ class TrainerConfig:
     val_every: int | None = None
     augmentation_device: str | None = None
     description: str = ""
+    overlay: str | None = None
 
     def __post_init__(self) -> None:
         _check_reference("architecture", self.architecture)
@@ -277,9 +280,9 @@ def call_with_defaults(
     Returns:
         What the factory returns.
     """
-    accepted = _accepted_keywords(factory)
+    accepted = accepted_keywords(factory)
     offered = {k: v for k, v in defaults.items() if accepted is None or k in accepted}
-    return factory(*args, **_deep_merge(offered, explicit))
+    return factory(*args, **deep_merge(offered, explicit))
 
 
 def _is_module(obj: Any) -> bool:
@@ -298,7 +301,7 @@ def _split_reference(ref: str) -> tuple[str, str]:
     return module_name, attr_path
 
 
-def _accepted_keywords(factory: Callable[..., Any]) -> set[str] | None:
+def accepted_keywords(factory: Callable[..., Any]) -> set[str] | None:
     """Keyword names ``factory`` accepts, or ``None`` when it takes ``**kwargs`` or has no inspectable signature."""
     try:
         params = inspect.signature(factory).parameters.values()
@@ -310,11 +313,11 @@ def _accepted_keywords(factory: Callable[..., Any]) -> set[str] | None:
     return {p.name for p in params if p.kind in named}
 
 
-def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in update.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

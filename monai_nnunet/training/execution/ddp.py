@@ -9,41 +9,25 @@ import argparse
 import os
 import socket
 
-import numpy as np
 import torch
 import torch.distributed as dist
+
+from monai_nnunet.training.engine import is_distributed, split_batch
 
 __all__ = ["distributed_context", "rank_batch_share", "run_ddp_training"]
 
 
 def distributed_context() -> tuple[bool, int, int]:
     """``(is_distributed, rank, world_size)`` of the current process."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if is_distributed():
         return True, dist.get_rank(), dist.get_world_size()
     return False, 0, 1
 
 
 def rank_batch_share(global_batch_size: int, oversample_foreground_percent: float, rank: int, world_size: int
                      ) -> tuple[int, float]:
-    """This rank's batch size and oversampling share, so the ranks together sample as one batch would (nnU-Net's
-    ``_set_batch_size_and_oversample``).
-
-    Raises:
-        ValueError: when the batch is smaller than the number of ranks.
-    """
-    if global_batch_size < world_size:
-        raise ValueError(f"batch size {global_batch_size} is smaller than the number of GPUs ({world_size})")
-    sizes = [global_batch_size // world_size] * world_size
-    sizes = [s + 1 if (s * world_size + i) < global_batch_size else s for i, s in enumerate(sizes)]
-    low = float(np.sum(sizes[:rank])) / global_batch_size
-    high = float(np.sum(sizes[: rank + 1])) / global_batch_size
-    if high < 1 - oversample_foreground_percent:
-        share = 0.0
-    elif low > 1 - oversample_foreground_percent:
-        share = 1.0
-    else:
-        share = 1 - (((1 - oversample_foreground_percent) - low) / (high - low))
-    return sizes[rank], float(share)
+    """This rank's batch size and oversampling share (nnU-Net's ``_set_batch_size_and_oversample``)."""
+    return split_batch(global_batch_size, oversample_foreground_percent, rank, world_size)
 
 
 def _free_port() -> int:

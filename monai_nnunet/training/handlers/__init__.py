@@ -1,6 +1,24 @@
-"""Ignite handlers of the training engine, one concern each."""
+"""Ignite handlers of a training run, one concern each (attach them in the order of the bundle's
+``train#handlers``)."""
 
-from monai_nnunet.training.handlers.case_validation import CaseValidationHandler
-from monai_nnunet.training.handlers.epoch_end import EpochEndHandler
+from monai_nnunet.training.handlers.checkpoint_loader import NnUNetCheckpointLoader
+from monai_nnunet.training.handlers.checkpoint_saver import NnUNetCheckpointSaver, training_checkpoint
+from monai_nnunet.training.handlers.debug_info import DebugInfoWriter
+from monai_nnunet.training.handlers.gradient_clipping import GradientClipping
+from monai_nnunet.training.handlers.pretrained_weights import PretrainedWeightsLoader
+from monai_nnunet.training.handlers.progress_plot import ProgressPlotHandler
+from monai_nnunet.training.handlers.training_log import TrainingLogHandler, log_line
+from monai_nnunet.training.handlers.validation_schedule import IntervalValidationHandler
 
-__all__ = ["CaseValidationHandler", "EpochEndHandler"]
+__all__ = [
+    "DebugInfoWriter",
+    "GradientClipping",
+    "IntervalValidationHandler",
+    "NnUNetCheckpointLoader",
+    "NnUNetCheckpointSaver",
+    "PretrainedWeightsLoader",
+    "ProgressPlotHandler",
+    "TrainingLogHandler",
+    "log_line",
+    "training_checkpoint",
+]

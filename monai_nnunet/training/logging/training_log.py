@@ -24,6 +24,7 @@ class TrainingLog:
     lrs_end: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
     memory_mb: list[float] = field(default_factory=list)
+    iteration_lrs: list[float] = field(default_factory=list)
     dice_epochs: list[int] = field(default_factory=list)
     dice_per_class: list[list[float]] = field(default_factory=list)
     mean_dice: list[float] = field(default_factory=list)
@@ -51,18 +52,21 @@ class TrainingLog:
         self.epoch_seconds.append(float(seconds))
         self.memory_mb.append(float(memory_mb))
 
-    def record_validation(self, epoch: int, dice_per_class: Sequence[float]) -> bool:
-        """Adds a case-level validation result; returns True when its mean is a new best."""
+    def record_validation(self, epoch: int, dice_per_class: Sequence[float], best_epoch: int | None = None,
+                          best_metric: float | None = None) -> None:
+        """Adds a case-level validation result (0-based ``epoch``) and the best so far, as the evaluator tracks it
+        (``None``: the best of the recorded means)."""
         values = [float(v) for v in dice_per_class]
         finite = [v for v in values if not math.isnan(v)]
         mean = sum(finite) / len(finite) if finite else float("nan")
         self.dice_epochs.append(int(epoch))
         self.dice_per_class.append(values)
         self.mean_dice.append(mean)
-        improved = not math.isnan(mean) and (self.best_metric is None or mean > self.best_metric)
-        if improved:
-            self.best_metric, self.best_epoch = mean, int(epoch)
-        return improved
+        if best_epoch is None:
+            if not math.isnan(mean) and (self.best_metric is None or mean > self.best_metric):
+                self.best_metric, self.best_epoch = mean, int(epoch)
+        else:
+            self.best_epoch, self.best_metric = int(best_epoch), None if best_metric is None else float(best_metric)
 
     def epoch_line(self, epoch: int) -> str:
         """One ``training_log.txt`` line for ``epoch`` (0-based)."""

@@ -1,0 +1,138 @@
+"""A network as data: its class and constructor arguments, recorded in checkpoints and exported bundles.
+
+Training builds the network from the run's ``network_def`` (``_target_`` and arguments); the checkpoint records
+the same as :func:`network_config` so that prediction and export rebuild exactly that network, whatever trainer
+name the run had. A recorded config is data from a file: :func:`build_network_from_config` only instantiates
+classes that are ``torch.nn.Module`` subclasses of an installed package, and the operator names in the arguments
+resolve from the allowlist of :mod:`monai_nnunet.networks.operators`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import torch.nn as nn
+
+from monai_nnunet.networks.operators import operator_name
+
+__all__ = ["NetworkConfigError", "build_network_from_config", "describe_arguments", "network_config",
+           "resolve_network_class", "unwrap_network"]
+
+
+class NetworkConfigError(ValueError):
+    """A recorded network config cannot be built (unknown class, not a network, bad arguments)."""
+
+
+def unwrap_network(network: nn.Module) -> nn.Module:
+    """The network inside ``DistributedDataParallel`` (``.module``) and ``torch.compile`` (``._orig_mod``)
+    wrappers, in any nesting."""
+    while True:
+        inner = getattr(network, "_orig_mod", None)
+        if isinstance(inner, nn.Module):
+            network = inner
+            continue
+        inner = getattr(network, "module", None)
+        if isinstance(inner, nn.Module):
+            network = inner
+            continue
+        return network
+
+
+def describe_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor arguments as plain data: operator classes as dotted names, tuples as lists.
+
+    Args:
+        arguments: e.g. ``locals()`` at the top of ``__init__`` (``self`` and ``__class__`` are dropped).
+    """
+    return {k: _plain(v) for k, v in arguments.items() if k not in ("self", "__class__")}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, type):
+        return operator_name(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return value.item()  # NumPy scalars
+    return value
+
+
+def network_config(network: nn.Module) -> dict[str, Any] | None:
+    """``{"_target_": "package.module.Class", **arguments}`` of a network, or ``None`` when unknown.
+
+    The networks of this package record their arguments in ``init_kwargs``; another class is described when it has
+    ``init_kwargs`` too, or an attribute of the same name for every constructor argument.
+    """
+    network = unwrap_network(network)
+    cls = type(network)
+    target = f"{cls.__module__}.{cls.__qualname__}"
+    recorded = getattr(network, "init_kwargs", None)
+    if isinstance(recorded, Mapping):
+        return {"_target_": target, **describe_arguments(recorded)}
+    try:
+        params = [p for p in inspect.signature(cls.__init__).parameters.values()
+                  if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except (TypeError, ValueError):
+        return None
+    if not all(hasattr(network, p.name) for p in params):
+        return None
+    return {"_target_": target, **describe_arguments({p.name: getattr(network, p.name) for p in params})}
+
+
+def resolve_network_class(target: str) -> type[nn.Module]:
+    """Imports ``"package.module.Class"`` (or ``"package.module:Class"``) and checks it is a network class.
+
+    Raises:
+        NetworkConfigError: when it cannot be imported or is not a ``torch.nn.Module`` subclass.
+    """
+    if not isinstance(target, str) or not target:
+        raise NetworkConfigError(f"a network _target_ must be a dotted class name, got {target!r}")
+    if ":" in target:
+        module_name, _, attr = target.partition(":")
+        candidates = [(module_name, attr)]
+    else:
+        parts = target.split(".")
+        candidates = [(".".join(parts[:i]), ".".join(parts[i:])) for i in range(len(parts) - 1, 0, -1)]
+    for module_name, attr in candidates:
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for part in attr.split("."):
+            obj = getattr(obj, part, None)
+        if isinstance(obj, type) and issubclass(obj, nn.Module):
+            return obj
+        raise NetworkConfigError(f"network _target_ {target!r} is not a torch.nn.Module class")
+    raise NetworkConfigError(f"network _target_ {target!r} cannot be imported: install the package that defines it")
+
+
+def build_network_from_config(config: Mapping[str, Any], **overrides: Any) -> nn.Module:
+    """Builds a network from a recorded config (``_target_`` and arguments).
+
+    Args:
+        config: e.g. the ``network_def`` of a checkpoint.
+        overrides: arguments that replace recorded ones, e.g. ``deep_supervision=False`` for inference (only
+            passed when the class takes them).
+
+    Raises:
+        NetworkConfigError: unknown or non-network class, or arguments the class refuses.
+    """
+    if not isinstance(config, Mapping) or "_target_" not in config:
+        raise NetworkConfigError("a network config needs a '_target_' naming the network class")
+    cls = resolve_network_class(config["_target_"])
+    kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
+    try:
+        accepted = inspect.signature(cls.__init__).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    except (TypeError, ValueError):
+        accepted, takes_any = {}, True
+    kwargs.update({k: v for k, v in overrides.items() if takes_any or k in accepted})
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise NetworkConfigError(f"cannot build {config['_target_']} from its recorded arguments: {e}") from e

@@ -1,0 +1,115 @@
+"""The case-level validation Dice as an Ignite metric: the key metric that decides ``checkpoint_best.pth``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import numpy as np
+import torch
+from ignite.engine import Engine
+from ignite.metrics import Metric
+from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
+
+from monai_nnunet.evaluation.metrics import confusion_counts, label_or_region_mask
+
+__all__ = ["CaseMeanDice", "dice_from_counts", "dice_improved", "segmentation_counts"]
+
+
+def segmentation_counts(prediction: np.ndarray, target: np.ndarray, classes: Sequence, ignore_label: int | None
+                        ) -> np.ndarray:
+    """True positives, false positives and false negatives per class or region: array ``(K, 3)``.
+
+    Args:
+        prediction: predicted label map (argmax; or, for regions, a boolean ``(K, *spatial)`` array).
+        target: reference label map (same spatial shape).
+        classes: label values, or tuples of values (regions).
+        ignore_label: reference voxels with this value are left out.
+    """
+    ignore_mask = None if ignore_label is None else target == ignore_label
+    counts = np.zeros((len(classes), 3), dtype=np.int64)
+    for i, c in enumerate(classes):
+        if prediction.ndim == target.ndim + 1:  # regions: one boolean map per region, compared as a 0/1 label map
+            tp, fp, fn, _ = confusion_counts(label_or_region_mask(target, c).astype(np.uint8),
+                                             prediction[i].astype(np.uint8), 1, ignore_mask)
+        else:
+            tp, fp, fn, _ = confusion_counts(target, prediction, c, ignore_mask)
+        counts[i] = (tp, fp, fn)
+    return counts
+
+
+def dice_from_counts(counts: np.ndarray) -> np.ndarray:
+    """Dice per row of ``(tp, fp, fn)`` counts; NaN where the class is absent from both (nnU-Net's convention)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
+    denominator = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, 2 * tp / denominator, np.nan)
+
+
+def dice_improved(current: float, best: float) -> bool:
+    """``metric_cmp_fn`` of the case evaluator: a finite Dice above the best so far (NaN never improves)."""
+    current = float(current)
+    if np.isnan(current):
+        return False
+    return bool(np.isnan(float(best)) or current > float(best))
+
+
+class CaseMeanDice(Metric):
+    """Dice per foreground class on whole validation cases, averaged over cases (NaN where a class is absent from
+    both prediction and reference), then over classes.
+
+    ``compute()`` returns the mean; :meth:`completed` also stores the per-class values under
+    ``f"{name}_per_class"`` in ``engine.state.metrics``. Under DDP the counts are summed over the ranks.
+
+    Args:
+        classes: foreground label values, or tuples of labels for region-based datasets.
+        ignore_label: reference voxels with this value are left out.
+        regions: whether the network predicts regions (sigmoid > 0.5 per region) instead of classes (argmax).
+        output_transform: maps the evaluator's output to ``(logits (1, K, *spatial), label (1, 1, *spatial))``.
+        device: where the reduction over ranks happens.
+    """
+
+    def __init__(self, classes: Sequence, ignore_label: int | None = None, regions: bool = False,
+                 output_transform=lambda output: (output["pred"], output["label"]),
+                 device: str | torch.device = "cpu") -> None:
+        self.classes = [tuple(c) if isinstance(c, (list, tuple)) else int(c) for c in classes]
+        if not self.classes:
+            raise ValueError("CaseMeanDice needs at least one foreground class")
+        self.ignore_label = None if ignore_label is None else int(ignore_label)
+        self.regions = bool(regions)
+        super().__init__(output_transform=output_transform, device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._dice_sum = torch.zeros(len(self.classes), dtype=torch.float64, device=self._device)
+        self._dice_cases = torch.zeros(len(self.classes), dtype=torch.float64, device=self._device)
+
+    @reinit__is_reduced
+    def update(self, output: Sequence[torch.Tensor]) -> None:
+        logits, label = output
+        logits = logits[0].float()
+        if self.regions:
+            prediction = (torch.sigmoid(logits) > 0.5).cpu().numpy()
+        else:
+            prediction = logits.argmax(0).cpu().numpy()
+        target = label[0, 0].cpu().numpy()
+        target = np.where(target < 0, 0, target)  # "outside the nonzero region" is background
+        dice = dice_from_counts(segmentation_counts(prediction, target, self.classes, self.ignore_label))
+        present = ~np.isnan(dice)
+        self._dice_sum += torch.as_tensor(np.where(present, dice, 0.0), device=self._device)
+        self._dice_cases += torch.as_tensor(present.astype(np.float64), device=self._device)
+
+    @sync_all_reduce("_dice_sum", "_dice_cases")
+    def compute_per_class(self) -> list[float]:
+        with np.errstate(invalid="ignore"):
+            values = (self._dice_sum / self._dice_cases).cpu().numpy()
+        return [float(v) for v in values]
+
+    def compute(self) -> float:
+        values = [v for v in self.compute_per_class() if not np.isnan(v)]
+        return float(np.mean(values)) if values else float("nan")
+
+    def completed(self, engine: Engine, name: str) -> None:
+        per_class = self.compute_per_class()
+        finite = [v for v in per_class if not np.isnan(v)]
+        engine.state.metrics[name] = float(np.mean(finite)) if finite else float("nan")
+        engine.state.metrics[f"{name}_per_class"] = per_class

@@ -20,12 +20,18 @@ import torch.nn as nn
 from monai_nnunet import paths
 from monai_nnunet.dataset.dataset_json import DatasetDescription
 from monai_nnunet.dataset.naming import DatasetNotFoundError, resolve_dataset_name
-from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
 from monai_nnunet.networks.builder import build_network, set_deep_supervision
+from monai_nnunet.networks.config import (
+    NetworkConfigError,
+    build_network_from_config,
+    describe_arguments,
+    network_config,
+    unwrapped_state_dict,
+)
 from monai_nnunet.networks.nnunet_weights import nnunet_to_monai_state_dict
-from monai_nnunet.networks.plans_dynunet import PlansDynUNet
-from monai_nnunet.networks.config import NetworkConfigError, build_network_from_config, describe_arguments, network_config
 from monai_nnunet.networks.plans_architecture import read_architecture
+from monai_nnunet.networks.plans_dynunet import PlansDynUNet
+from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
 from monai_nnunet.utils.checkpoints import CheckpointError
 from monai_nnunet.utils.checkpoints import load_checkpoint as safe_load_checkpoint
 from monai_nnunet.utils.files import load_json
@@ -47,7 +53,6 @@ __all__ = [
 #: nnU-Net's default folds for prediction.
 DEFAULT_FOLDS = (0, 1, 2, 3, 4)
 
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 class ModelLoadingError(FileNotFoundError):
@@ -158,19 +163,6 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise ModelLoadingError(str(e)) from None
 
 
-def _strip_wrappers(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in state.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in _WRAPPER_PREFIXES:
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
-        out[key] = value
-    return out
-
-
 def _is_nnunet_layout(state: Mapping[str, torch.Tensor]) -> bool:
     return any(k.startswith("encoder.stages.") or k.startswith("decoder.seg_layers.") for k in state)
 
@@ -187,7 +179,7 @@ def weights_in_network_layout(state: Mapping[str, torch.Tensor], network: nn.Mod
     Raises:
         ModelLoadingError: when the weights do not fit the network (other plans, other architecture).
     """
-    state = _strip_wrappers(state)
+    state = unwrapped_state_dict(state)
     if _is_nnunet_layout(state) and not _is_nnunet_layout(network.state_dict()):
         if not isinstance(network, PlansDynUNet):
             raise ModelLoadingError(
@@ -269,7 +261,7 @@ def network_from_checkpoint(checkpoint: Mapping[str, Any], configuration: Config
                             outputs: int) -> nn.Module:
     """The network a checkpoint's weights belong to: its recorded ``network_def``; nnU-Net v2 checkpoints
     (``PlainConvUNet`` weights) and checkpoints without a record get the plans' plain U-Net."""
-    if _is_nnunet_layout(_strip_wrappers(checkpoint["network_weights"])):
+    if _is_nnunet_layout(unwrapped_state_dict(checkpoint["network_weights"])):
         return build_inference_network(configuration, channels, outputs)
     spec = checkpoint.get("network_def")
     if not isinstance(spec, Mapping):

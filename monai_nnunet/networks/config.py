@@ -18,8 +18,12 @@ import torch.nn as nn
 
 from monai_nnunet.networks.operators import operator_name
 
-__all__ = ["NetworkConfigError", "build_network_from_config", "describe_arguments", "network_config",
-           "resolve_network_class", "unwrap_network"]
+__all__ = ["WRAPPER_PREFIXES", "NetworkConfigError", "build_network_from_config", "describe_arguments",
+           "network_config", "resolve_network_class", "strip_wrapper_prefixes", "unwrap_network",
+           "unwrapped_state_dict"]
+
+#: what ``DistributedDataParallel`` and ``torch.compile`` put in front of parameter names
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 class NetworkConfigError(ValueError):
@@ -39,6 +43,22 @@ def unwrap_network(network: nn.Module) -> nn.Module:
             network = inner
             continue
         return network
+
+
+def strip_wrapper_prefixes(key: str) -> str:
+    """A state-dict key without DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) prefixes."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def unwrapped_state_dict(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A state dict with every key's wrapper prefixes stripped (:func:`strip_wrapper_prefixes`)."""
+    return {strip_wrapper_prefixes(k): v for k, v in state.items()}
 
 
 def describe_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,11 +19,11 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
+from monai_nnunet.networks.config import unwrapped_state_dict
 from monai_nnunet.networks.plans_dynunet import PlansDynUNet
 
 __all__ = ["load_nnunet_weights", "monai_to_nnunet_state_dict", "nnunet_to_monai_state_dict"]
 
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _CONV_ALIAS = re.compile(r"\.convs\.(\d+)\.conv\.")
 _NORM_ALIAS = re.compile(r"\.convs\.(\d+)\.norm\.")
 
@@ -46,7 +46,7 @@ def nnunet_to_monai_state_dict(
         ValueError: when the nnU-Net state has keys this layout does not explain (another architecture) or a
             tensor's shape differs from the network's.
     """
-    source = _strip_wrappers(_network_weights(nnunet_state))
+    source = unwrapped_state_dict(_network_weights(nnunet_state))
     pairs = list(_key_pairs(network))
     dropped = set(_dropped_nnunet_keys(network))
     known = _with_nnunet_aliases({k: None for k in [theirs for _, theirs in pairs] + sorted(dropped)})
@@ -103,16 +103,6 @@ def load_nnunet_weights(network: PlansDynUNet, nnunet_state: Mapping[str, torch.
 def _network_weights(state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
     inner = state.get("network_weights") if isinstance(state, Mapping) else None
     return inner if isinstance(inner, Mapping) else state
-
-
-def _strip_wrappers(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in state.items():
-        for prefix in _WRAPPER_PREFIXES:
-            while key.startswith(prefix):
-                key = key[len(prefix) :]
-        out[key] = value
-    return out
 
 
 def _has_affine_norm(network: PlansDynUNet) -> bool:

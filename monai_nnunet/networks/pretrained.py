@@ -21,10 +21,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from monai_nnunet.networks.config import unwrap_network
+from monai_nnunet.networks.config import unwrap_network, unwrapped_state_dict
 from monai_nnunet.utils.checkpoints import CheckpointError, load_checkpoint
 
-__all__ = ["SEGMENTATION_HEAD_PATTERN", "PretrainedWeightsError", "load_pretrained_weights", "strip_wrapper_prefixes"]
+__all__ = ["SEGMENTATION_HEAD_PATTERN", "PretrainedWeightsError", "load_pretrained_weights"]
 
 #: Parameter names of segmentation heads in the networks of this package and in nnU-Net's: PlansDynUNet
 #: (``output_block``, ``deep_supervision_heads``, DynUNet's ``super_head`` aliases), DynamicKiUNet (``seg_heads``),
@@ -33,22 +33,8 @@ SEGMENTATION_HEAD_PATTERN = re.compile(
     r"(^|\.)(output_block|deep_supervision_heads|super_head|seg_heads|seg_layers|side_heads|side_fusion)\."
 )
 
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
 class PretrainedWeightsError(ValueError):
     """Pretrained weights do not fit the network (other plans or architecture)."""
-
-
-def strip_wrapper_prefixes(key: str) -> str:
-    """A state-dict key without DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) prefixes."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
-    return key
 
 
 def _read(checkpoint: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
@@ -67,7 +53,7 @@ def _read(checkpoint: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, 
     weights = state.get("network_weights", state) if isinstance(state, Mapping) else None
     if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise PretrainedWeightsError(f"{source} holds no network weights (a checkpoint or a state dict)")
-    return {strip_wrapper_prefixes(k): v for k, v in weights.items()}, source
+    return unwrapped_state_dict(weights), source
 
 
 def _nnunet_layout(keys) -> bool:

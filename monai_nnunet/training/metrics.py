@@ -105,11 +105,14 @@ class CaseMeanDice(Metric):
         return [float(v) for v in values]
 
     def compute(self) -> float:
-        values = [v for v in self.compute_per_class() if not np.isnan(v)]
-        return float(np.mean(values)) if values else float("nan")
+        return _mean_over_classes(self.compute_per_class())
 
     def completed(self, engine: Engine, name: str) -> None:
         per_class = self.compute_per_class()
-        finite = [v for v in per_class if not np.isnan(v)]
-        engine.state.metrics[name] = float(np.mean(finite)) if finite else float("nan")
+        engine.state.metrics[name] = _mean_over_classes(per_class)
         engine.state.metrics[f"{name}_per_class"] = per_class
+
+
+def _mean_over_classes(per_class: Sequence[float]) -> float:
+    finite = [v for v in per_class if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")

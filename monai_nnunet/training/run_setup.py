@@ -16,6 +16,7 @@ from monai_nnunet.dataset.naming import resolve_dataset_name
 from monai_nnunet.dataset.splits import generate_crossval_split, load_splits
 from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
 from monai_nnunet.preprocessing.cache import case_ids_in_cache
+from monai_nnunet.training.configs.registry import DEFAULT_TRAINER, trainer_output_folder_name
 from monai_nnunet.utils.devices import resolve_device
 from monai_nnunet.utils.files import save_json
 
@@ -93,10 +94,6 @@ class RunSetup:
     fold: int | str
     output_folder: Path
 
-    @property
-    def plans_file(self) -> Path:
-        return self.preprocessed_folder / f"{self.plans_identifier}.json"
-
     def split(self) -> dict[str, list[str]]:
         return fold_split(self.preprocessed_folder, self.cache_folder, self.fold)
 
@@ -151,8 +148,8 @@ def prepare_run(dataset: int | str, configuration: str, fold: int | str, plans_i
         plans_identifier=plans_identifier, plans=plans, configuration_name=configuration,
         configuration=configuration_manager, dataset=load_dataset_json(dataset_json), cache_folder=cache, fold=fold,
         output_folder=Path(output_folder) if output_folder is not None else
-        paths.nnunet_results() / preprocessed_folder.name / (output_folder_name or
-                                                             f"nnUNetTrainer__{plans_identifier}__{configuration}") /
+        paths.nnunet_results() / preprocessed_folder.name / (
+            output_folder_name or trainer_output_folder_name(DEFAULT_TRAINER, plans_identifier, configuration)) /
         f"fold_{fold}",
     )
     setup.split()  # fails now, with a clear message, for a fold the split does not have

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch.nn as nn
 import yaml
 
 from monai_nnunet.bundle import TEMPLATE_BUNDLE
@@ -77,7 +78,7 @@ def _target(value: Any) -> str:
 
 def _offered(factory: Any, defaults: dict[str, Any], explicit: dict[str, Any]) -> dict[str, Any]:
     """``defaults`` the factory accepts, with ``explicit`` merged over them (as ``TrainerConfig`` builds)."""
-    accepted = accepted_keywords(factory) if not isinstance(factory, str) else None
+    accepted = accepted_keywords(factory)
     offered = {k: v for k, v in defaults.items() if accepted is None or k in accepted}
     return deep_merge(offered, describe_arguments(explicit))
 
@@ -116,7 +117,7 @@ def to_bundle_overrides(config: TrainerConfig, trainer_name: str, regions: bool 
             {k: v for k, v in config.architecture_kwargs.items() if k != "deep_supervision"}).items():
         out.setdefault(f"network_def#{key}", value)
     if config.loss is not None and "loss#loss" not in out:
-        if isinstance(config.loss, (str, type)) or (callable(config.loss) and not hasattr(config.loss, "parameters")):
+        if not isinstance(config.loss, nn.Module):
             factory = resolve_reference(config.loss) if isinstance(config.loss, str) else config.loss
             if regions:
                 defaults = {"bce_kwargs": {}, "soft_dice_kwargs": {**_DICE_DEFAULTS, "do_bg": True},

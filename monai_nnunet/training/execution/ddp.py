@@ -24,10 +24,8 @@ def distributed_context() -> tuple[bool, int, int]:
     return False, 0, 1
 
 
-def rank_batch_share(global_batch_size: int, oversample_foreground_percent: float, rank: int, world_size: int
-                     ) -> tuple[int, float]:
-    """This rank's batch size and oversampling share (nnU-Net's ``_set_batch_size_and_oversample``)."""
-    return split_batch(global_batch_size, oversample_foreground_percent, rank, world_size)
+#: a rank's batch size and oversampling share (nnU-Net's ``_set_batch_size_and_oversample``)
+rank_batch_share = split_batch
 
 
 def _free_port() -> int:

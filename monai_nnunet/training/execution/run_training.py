@@ -49,8 +49,6 @@ def run_training(dataset: int | str, configuration: str, fold: int | str, traine
         raise ValueError("-c (continue training) and --val cannot be combined: --val only validates a finished run")
     if validate_with_best and not only_validation:
         raise ValueError("--val_best only applies together with --val")
-    if pretrained_weights is not None and not os.path.isfile(pretrained_weights):
-        raise FileNotFoundError(f"-pretrained_weights {pretrained_weights} does not exist")
     trainer_obj = build_trainer(dataset, configuration, fold, trainer, plans, device,
                                 continue_training=continue_training, pretrained_weights=pretrained_weights, **kwargs)
     if only_validation:

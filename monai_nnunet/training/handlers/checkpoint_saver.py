@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ignite.engine import Engine, Events
 
@@ -16,12 +14,9 @@ from monai_nnunet.networks.config import network_config, unwrap_network
 from monai_nnunet.training.checkpoints import CHECKPOINT_KEYS
 from monai_nnunet.training.engine import rank
 from monai_nnunet.utils.checkpoints import save_checkpoint
+from monai_nnunet.utils.files import to_jsonable
 
 __all__ = ["NnUNetCheckpointSaver", "training_checkpoint"]
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 def training_checkpoint(engine: Engine, lr_scheduler=None, case_evaluator=None, record: Mapping | None = None) -> dict:
@@ -29,7 +24,7 @@ def training_checkpoint(engine: Engine, lr_scheduler=None, case_evaluator=None, 
 
     Keys: the documented ``network_weights, optimizer_state, grad_scaler_state, epoch, current_epoch, init`` (both
     epoch fields = completed epochs), ``iteration``, ``lr_scheduler_state``, ``logging`` (the run's record),
-    ``best_metric``, ``network_def`` (the network's class and arguments, for prediction) and ``record``'s entries
+    ``best_metric``, ``network_def`` (the network's class and arguments, for prediction) and ``record``'s plain-data entries
     (``trainer_name``, ``plans``, ``configuration``, ``dataset_json``, ``inference_allowed_mirroring_axes``, ...).
     """
     network = unwrap_network(engine.network)
@@ -46,13 +41,13 @@ def training_checkpoint(engine: Engine, lr_scheduler=None, case_evaluator=None, 
         "epoch": int(engine.state.epoch),
         "current_epoch": int(engine.state.epoch),
         "iteration": int(engine.state.iteration),
-        "init": _plain(record.pop("init", {})),
+        "init": record.pop("init", {}),
         "lr_scheduler_state": lr_scheduler.state_dict() if lr_scheduler is not None else None,
         "logging": log.to_dict() if log is not None else None,
         "best_metric": best,
         "network_def": network_config(network),
     }
-    state.update({k: _plain(v) for k, v in record.items()})
+    state.update(record)
     return state
 
 
@@ -66,7 +61,8 @@ class NnUNetCheckpointSaver:
         lr_scheduler: saved as ``lr_scheduler_state``.
         case_evaluator: the evaluator whose key metric decides ``checkpoint_best.pth`` (MONAI tracks its best in
             ``state.best_metric`` / ``state.best_metric_epoch``).
-        record: what else a checkpoint holds for resuming and prediction (see :func:`training_checkpoint`).
+        record: what else a checkpoint holds for resuming and prediction (see :func:`training_checkpoint`); stored
+            as plain data.
         save_latest, save_best, save_final: which files to write.
         enabled: ``False`` writes nothing (``--disable_checkpointing``).
     """
@@ -77,7 +73,7 @@ class NnUNetCheckpointSaver:
         self.save_dir = Path(save_dir)
         self.lr_scheduler = lr_scheduler
         self.case_evaluator = case_evaluator
-        self.record = dict(record or {})
+        self.record = to_jsonable(dict(record or {}))
         self.save_latest, self.save_best, self.save_final = bool(save_latest), bool(save_best), bool(save_final)
         self.enabled = bool(enabled)
 

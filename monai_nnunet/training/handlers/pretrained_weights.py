@@ -6,6 +6,7 @@ import os
 
 from ignite.engine import Engine, Events
 
+from monai_nnunet.networks.config import unwrap_network
 from monai_nnunet.networks.pretrained import load_pretrained_weights
 from monai_nnunet.training.handlers.training_log import log_line
 
@@ -33,9 +34,8 @@ class PretrainedWeightsLoader:
     def __call__(self, engine: Engine) -> None:
         if engine.state.epoch > 0:
             return
-        own = list(engine.network.state_dict())
-        loaded = load_pretrained_weights(engine.network, self.checkpoint)
-        loaded_set = {k.split("module.", 1)[-1] for k in loaded}
-        skipped = [k for k in own if k.split("module.", 1)[-1] not in loaded_set]
+        own = list(unwrap_network(engine.network).state_dict())
+        loaded = set(load_pretrained_weights(engine.network, self.checkpoint))
+        skipped = [k for k in own if k not in loaded]
         log_line(self.log_file, f"pretrained weights {self.checkpoint}: loaded {len(loaded)} of {len(own)} tensors; "
                                 f"not loaded (trained from scratch): {', '.join(skipped) if skipped else 'none'}")

@@ -145,13 +145,11 @@ class nnUNetTrainer:
     def run_parameters(self) -> dict[str, Any]:
         """The run parameters block of ``train.yaml``."""
         s, setup, dataset = self.settings, self.setup, self.setup.dataset
-        regions = dataset.has_regions
+        names = {value: name for name, value in dataset.labels.items() if name not in ("ignore", "background")}
+        if dataset.has_regions:  # a single-label region is declared as its label value
+            names.update({(value,): name for value, name in list(names.items()) if not isinstance(value, tuple)})
         classes = [list(c) if isinstance(c, tuple) else c for c in dataset.foreground_regions]
-        names = {}
-        for name, value in dataset.labels.items():
-            if name not in ("ignore", "background"):
-                names[tuple(value) if isinstance(value, tuple) else value] = name
-        class_names = [names.get(tuple(c) if isinstance(c, list) else c, str(c)) for c in classes]
+        class_names = [names.get(c, str(c)) for c in dataset.foreground_regions]
         return {
             "bundle_root": str(setup.output_folder), "output_dir": "@bundle_root",
             "dataset_dir": str(setup.preprocessed_folder), "dataset_name": setup.dataset_name,
@@ -172,7 +170,7 @@ class nnUNetTrainer:
             "strides": [list(map(int, st)) for st in setup.configuration.pool_op_kernel_sizes],
             "foreground_classes": classes, "class_names": class_names,
             "annotated_labels": [-1, *dataset.all_labels] if dataset.has_ignore_label else None,
-        } | ({"regions": True} if regions else {})
+        }
 
     def _overridden_hooks(self) -> list[str]:
         return [h for h in HOOKS if getattr(type(self), h) is not getattr(nnUNetTrainer, h)]
@@ -225,12 +223,22 @@ class nnUNetTrainer:
         workflow.initialize()
         return workflow
 
+    def _draft_workflow(self, text: str, build: str, **overrides: Any) -> ConfigWorkflow:
+        """The workflow of a ``train.yaml`` text not (yet) written to the fold; ``build`` is instantiated while the
+        draft file exists."""
+        with tempfile.TemporaryDirectory() as tmp:
+            draft = Path(tmp) / "train.yaml"
+            draft.write_text(text)
+            workflow = self._workflow([str(draft)], **overrides)
+            workflow.parser.get_parsed_content(build)
+        return workflow
+
     def _check_pretrained_weights(self) -> None:
-        if self.pretrained_weights is None:
-            return
-        if not Path(self.pretrained_weights).is_file():
-            raise FileNotFoundError(f"-pretrained_weights {self.pretrained_weights} does not exist")
-        load_checkpoint(self.pretrained_weights, required_keys=())
+        if self.pretrained_weights is not None:
+            try:
+                load_checkpoint(self.pretrained_weights, required_keys=())
+            except CheckpointError as e:
+                raise CheckpointError(f"-pretrained_weights: {e}") from None
 
     def _existing_bundle(self) -> bool:
         train_yaml = self.output_folder / "configs" / "train.yaml"
@@ -256,16 +264,11 @@ class nnUNetTrainer:
             self.workflow.parser.get_parsed_content("train#trainer")
             return self.workflow
         text = self.train_yaml()
-        with tempfile.TemporaryDirectory() as tmp:
-            draft = Path(tmp) / "train.yaml"
-            draft.write_text(text)
-            workflow = self._workflow([str(draft)], resume=self.continue_training)
-            workflow.parser.get_parsed_content("train#trainer")  # every component builds before anything is written
+        # every component builds before anything is written
+        workflow = self._draft_workflow(text, "train#trainer", resume=self.continue_training)
         write_training_bundle(self.output_folder, text, self.setup.dataset.raw, self.configuration_name)
-        for name in ("plans.json", "dataset.json"):
-            target = self.output_folder.parent / name
-            source = self.setup.plans.plans if name == "plans.json" else self.setup.dataset.raw
-            save_json(source, target)
+        save_json(self.setup.plans.plans, self.output_folder.parent / "plans.json")
+        save_json(self.setup.dataset.raw, self.output_folder.parent / "dataset.json")
         self.workflow = workflow
         return workflow
 
@@ -288,13 +291,8 @@ class nnUNetTrainer:
             raise CheckpointError(f"{path} does not exist: --val needs a trained fold"
                                   + (" with a case-level validation (checkpoint_best)" if use_best else ""))
         overrides = {"final_validation#checkpoint": str(path), "device": str(self.device)}
-        if self._existing_bundle():
-            workflow = self._workflow(run_config_files(self.output_folder), **overrides)
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                draft = Path(tmp) / "train.yaml"
-                draft.write_text(self.train_yaml())
-                workflow = self._workflow([str(draft)], **overrides)
+        workflow = self._workflow(run_config_files(self.output_folder), **overrides) if self._existing_bundle() \
+            else self._draft_workflow(self.train_yaml(), "final_validation", **overrides)
         return workflow.parser.get_parsed_content("final_validation").run()
 
     # ------------------------------------------------------------------------------------------ nnU-Net's hooks

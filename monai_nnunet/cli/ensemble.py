@@ -9,7 +9,7 @@ from monai_nnunet.cli._common import positive_int
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", nargs="+", required=True,
-                        help="prediction folders written with --save_probabilities (CASE.npz + CASE.pkl)")
+                        help="prediction folders written with --save_probabilities (CASE.npz + CASE.json)")
     parser.add_argument("-o", required=True, help="output folder")
     parser.add_argument("-np", type=positive_int, default=None, help="worker processes")
     parser.add_argument("--save_npz", action="store_true", help="also write the mean probabilities")

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sliding-window step as a fraction of the patch size, in (0, 1] (default 0.5)")
     parser.add_argument("--disable_tta", action="store_true", help="no mirroring test-time augmentation (faster)")
     parser.add_argument("--save_probabilities", action="store_true",
-                        help="also write CASE.npz (probabilities) and CASE.pkl, needed by nnUNetv2_ensemble")
+                        help="also write CASE.npz (probabilities) and CASE.json (+ CASE.pkl for nnU-Net), needed by nnUNetv2_ensemble")
     parser.add_argument("-device", default=None,
                         help="cuda, cpu or mps (default: cuda when available, else cpu); choose the GPU with "
                              "CUDA_VISIBLE_DEVICES")

@@ -50,7 +50,8 @@ class PreprocessedCases:
         self.case_ids = list(case_ids)
         if not self.case_ids:
             raise ValueError(f"no cases given for {self.folder}")
-        missing = [c for c in self.case_ids if not (self.folder / f"{c}.pkl").is_file()]
+        missing = [c for c in self.case_ids if not (self.folder / f"{c}.json").is_file()
+                   and not (self.folder / f"{c}.pkl").is_file()]
         if missing:
             raise FileNotFoundError(
                 f"{len(missing)} case(s) are not in the preprocessed cache {self.folder}: {missing[:5]}; "

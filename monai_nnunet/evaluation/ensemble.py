@@ -1,15 +1,15 @@
 """Ensembles: the mean of saved probabilities (``CASE.npz``) of several models, as nnU-Net v2's ``nnUNetv2_ensemble``.
 
 Each input folder holds ``CASE.npz`` (``probabilities``, ``(K, Z, Y, X)`` in the input's array order) and
-``CASE.pkl`` (properties with the geometry), written by ``nnUNetv2_predict --save_probabilities`` or by validation
+``CASE.json`` (properties with the geometry), written by ``nnUNetv2_predict --save_probabilities`` or by validation
 with ``--npz``. The mean probabilities give the label map (argmax, or regions painted in ``regions_class_order``),
-written in the geometry of the first folder's ``.pkl``.
+written in the geometry of the first folder's ``CASE.json``. nnU-Net's ``CASE.pkl`` pickles are never loaded (a
+pickle runs code): a folder that has only those is refused with the command that rewrites it.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +22,7 @@ from monai_nnunet.dataset.io import write_segmentation
 from monai_nnunet.inference.export import probabilities_to_segmentation
 from monai_nnunet.utils.files import atomic_path, load_json, save_json
 from monai_nnunet.utils.parallel import WorkerPool, default_num_processes
+from monai_nnunet.utils.properties import PropertiesError, load_properties
 
 __all__ = [
     "VALIDATION_FOLDER_NAMES",
@@ -84,19 +85,20 @@ def merge_probability_files(files: Sequence[str | os.PathLike], output_file_trun
     """Averages one case's probabilities over models and writes the label map (and optionally the mean).
 
     Args:
-        files: the case's ``.npz`` in each folder; the ``.pkl`` beside the first gives the geometry.
+        files: the case's ``.npz`` in each folder; the ``.json`` beside the first gives the geometry.
         output_file_truncated: output path without ending.
         dataset: labels / regions and file ending.
-        save_probabilities: also write the mean as ``.npz`` with the ``.pkl``.
+        save_probabilities: also write the mean as ``.npz`` with the ``.json``.
 
     Returns:
         The written segmentation file.
     """
-    properties_file = Path(str(files[0])[: -len(".npz")] + ".pkl")
-    if not properties_file.is_file():
-        raise FileNotFoundError(f"{properties_file} is missing; it holds the geometry the ensemble is written in")
-    with open(properties_file, "rb") as f:
-        properties = pickle.load(f)
+    properties_file = Path(str(files[0])[: -len(".npz")] + ".json")
+    try:
+        properties = load_properties(properties_file, rerun="nnUNetv2_predict --save_probabilities (or the "
+                                                            "training's final validation with --npz) with this package")
+    except PropertiesError as e:
+        raise FileNotFoundError(f"{e}; it holds the geometry the ensemble is written in") from None
     probabilities = average_probabilities(files)
     segmentation = probabilities_to_segmentation(probabilities, dataset)
     output = Path(str(output_file_truncated) + dataset.file_ending)
@@ -104,7 +106,7 @@ def merge_probability_files(files: Sequence[str | os.PathLike], output_file_trun
     if save_probabilities:
         with atomic_path(str(output_file_truncated) + ".npz") as tmp:
             np.savez_compressed(tmp, probabilities=probabilities)
-        shutil.copyfile(properties_file, str(output_file_truncated) + ".pkl")
+        shutil.copyfile(properties_file, str(output_file_truncated) + ".json")
     return output
 
 

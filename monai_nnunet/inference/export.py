@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_nnunet.utils.properties import save_properties
 from monai_nnunet.dataset.dataset_json import DatasetDescription
 from monai_nnunet.dataset.io import write_segmentation
 from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
@@ -224,7 +225,8 @@ def export_prediction(
         plans, configuration, dataset: see :func:`convert_logits_to_original_geometry`.
         output_file_truncated: output path without the file ending (``.../CASE``); the dataset's ``file_ending``
             is appended.
-        save_probabilities: also write ``CASE.npz`` (``probabilities``) and ``CASE.pkl`` (properties).
+        save_probabilities: also write ``CASE.npz`` (``probabilities``) and the properties as ``CASE.json`` (read by
+            this package's ensembling) and ``CASE.pkl`` (nnU-Net's format, for nnU-Net's tools).
 
     Returns:
         The segmentation file.
@@ -238,7 +240,8 @@ def export_prediction(
         with atomic_path(truncated + ".npz") as tmp:
             np.savez_compressed(tmp, probabilities=probabilities)
         kept = {k: v for k, v in properties.items() if k != "class_locations"}
-        with atomic_path(truncated + ".pkl") as tmp:
+        save_properties(truncated + ".json", kept)  # what nnUNetv2_ensemble here reads
+        with atomic_path(truncated + ".pkl") as tmp:  # for nnU-Net's own ensembling; never read by this package
             with open(tmp, "wb") as f:
                 pickle.dump(kept, f, protocol=pickle.HIGHEST_PROTOCOL)
     else:

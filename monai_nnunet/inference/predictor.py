@@ -354,7 +354,7 @@ class Predictor:
         Args:
             inputs: a folder with ``CASE_0000<ending>`` files, or one list of channel files per case.
             output_folder: created if missing.
-            save_probabilities: also write ``CASE.npz`` / ``CASE.pkl`` for ensembling.
+            save_probabilities: also write ``CASE.npz`` / ``CASE.json`` (and nnU-Net's ``CASE.pkl``) for ensembling.
             overwrite: ``False`` skips cases whose outputs exist (``--continue_prediction``).
             num_processes_preprocessing: preprocessing workers (0: in this process).
             num_processes_export: export workers (0: in this process).
@@ -447,7 +447,7 @@ def predict_cases_to_folder(
         predictor: the predictor (e.g. :meth:`Predictor.from_networks` around the trained network).
         samples: dicts ``{"case_id", "data" (C, Z, Y, X), "properties"}``, e.g. from
             :func:`~monai_nnunet.inference.iter_preprocessed_cases`; a generator is consumed lazily.
-        output_folder: created if missing; ``CASE<file_ending>`` per case (+ ``.npz``/``.pkl``).
+        output_folder: created if missing; ``CASE<file_ending>`` per case (+ ``.npz``/``.json``/``.pkl``).
         save_probabilities: also write probabilities for ensembling (``--npz``).
         num_processes_export: export worker processes.
 

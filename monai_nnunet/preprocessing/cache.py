@@ -4,7 +4,8 @@
   127) ``(1, Z, Y, X)``, -1 outside the nonzero region. Plain ``.npy`` so training reads patches through memory
   maps without decompressing whole cases.
 - With ``--npz``: ``CASE.npz`` holding ``data`` and ``seg``, compressed (smaller, slower to read).
-- ``CASE.pkl``: properties (geometry, crop box, spacing, foreground locations for oversampling).
+- ``CASE.json``: properties (geometry, crop box, spacing, foreground locations for oversampling), JSON (data that
+  cannot carry code; nnU-Net's ``CASE.pkl`` pickles are refused).
 
 Every file is written under a temporary name and renamed, so a reader never sees a partial case.
 """
@@ -12,12 +13,12 @@ Every file is written under a temporary name and renamed, so a reader never sees
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
 
 from monai_nnunet.utils.files import atomic_path
+from monai_nnunet.utils.properties import PropertiesError, load_properties, save_properties
 
 __all__ = ["CacheError", "case_ids_in_cache", "load_case", "save_case"]
 
@@ -41,9 +42,7 @@ def save_case(folder: str | os.PathLike, case_id: str, data: np.ndarray, seg: np
             np.save(tmp, data)
         with atomic_path(folder / f"{case_id}_seg.npy") as tmp:
             np.save(tmp, seg)
-    with atomic_path(folder / f"{case_id}.pkl") as tmp:
-        with open(tmp, "wb") as f:
-            pickle.dump(properties, f, protocol=pickle.HIGHEST_PROTOCOL)
+    save_properties(folder / f"{case_id}.json", properties)
 
 
 def load_case(folder: str | os.PathLike, case_id: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -53,11 +52,13 @@ def load_case(folder: str | os.PathLike, case_id: str, mmap: bool = True) -> tup
         CacheError: when the case's files are missing.
     """
     folder = Path(folder)
-    props_file = folder / f"{case_id}.pkl"
-    if not props_file.is_file():
+    props_file = folder / f"{case_id}.json"
+    if not props_file.is_file() and not props_file.with_suffix(".pkl").is_file():
         raise CacheError(f"{props_file} is missing: case {case_id} is not in the preprocessed cache {folder}")
-    with open(props_file, "rb") as f:
-        properties = pickle.load(f)
+    try:
+        properties = load_properties(props_file, rerun=f"nnUNetv2_preprocess for {folder.parent.name}")
+    except PropertiesError as e:
+        raise CacheError(str(e)) from None
     npy = folder / f"{case_id}.npy"
     if npy.is_file():
         mode = "r" if mmap else None
@@ -76,5 +77,7 @@ def load_case(folder: str | os.PathLike, case_id: str, mmap: bool = True) -> tup
 
 
 def case_ids_in_cache(folder: str | os.PathLike) -> list[str]:
-    """Sorted case ids of a configuration folder."""
-    return sorted(p.name[:-4] for p in Path(folder).glob("*.pkl") if not p.name.startswith("."))
+    """Sorted case ids of a configuration folder (an old cache's ``.pkl`` cases count, so reading them fails with
+    the message to re-run preprocessing)."""
+    folder = Path(folder)
+    return sorted({p.stem for pattern in ("*.json", "*.pkl") for p in folder.glob(pattern) if not p.name.startswith(".")})

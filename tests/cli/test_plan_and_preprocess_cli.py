@@ -61,7 +61,7 @@ def test_single_configuration_and_npz(synthetic_dataset, nnunet_env):
     assert main(["plan_and_preprocess", "-d", "998", "-c", "2d", "--npz"]) == 0
     pre = _pre(nnunet_env, synthetic_dataset)
     assert (pre / "nnUNetPlans_2d").is_dir() and not (pre / "nnUNetPlans_3d_fullres").exists()
-    assert sorted(p.suffix for p in (pre / "nnUNetPlans_2d").iterdir()) == [".npz"] * 6 + [".pkl"] * 6
+    assert sorted(p.suffix for p in (pre / "nnUNetPlans_2d").iterdir()) == [".json"] * 6 + [".npz"] * 6
     data, seg, _ = load_case(pre / "nnUNetPlans_2d", "synthetic_tr000")
     assert data.shape[1:] == seg.shape[1:]
 
@@ -69,7 +69,7 @@ def test_single_configuration_and_npz(synthetic_dataset, nnunet_env):
 def test_rerun_rebuilds_and_keeps_splits(synthetic_dataset, nnunet_env, capsys):
     assert main(["plan_and_preprocess", "-d", "998", "-c", "3d_fullres"]) == 0
     pre = _pre(nnunet_env, synthetic_dataset)
-    stray = pre / "nnUNetPlans_3d_fullres" / "stale_case.pkl"
+    stray = pre / "nnUNetPlans_3d_fullres" / "stale_case.json"
     stray.write_bytes(b"old")
     custom = [{"train": ["synthetic_tr000"], "val": ["synthetic_tr001"]}]
     (pre / "splits_final.json").write_text(json.dumps(custom))

@@ -1,11 +1,11 @@
 """Ensembling saved probabilities and choosing the best configuration, on hand-made cross-validation outputs."""
 
 import json
-import pickle
 
 import numpy as np
 import pytest
 
+from monai_nnunet.utils.properties import save_properties
 from monai_nnunet.cli.main import main
 from monai_nnunet.dataset.io import read_segmentation, write_segmentation
 from monai_nnunet.evaluation import (
@@ -41,8 +41,7 @@ def one_hot(seg: np.ndarray, confidence: float) -> np.ndarray:
 def write_prediction(folder, case, probs):
     folder.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(folder / f"{case}.npz", probabilities=probs)
-    with open(folder / f"{case}.pkl", "wb") as f:
-        pickle.dump({"sitk_stuff": GEOMETRY}, f)
+    save_properties(folder / f"{case}.json", {"sitk_stuff": GEOMETRY})
     write_segmentation(probs.argmax(0).astype(np.uint8), folder / f"{case}.nii.gz", {"sitk_stuff": GEOMETRY})
 
 

@@ -1,10 +1,10 @@
 """Export: logits in the preprocessed space back to the input's geometry (resample, un-crop, un-transpose, write)."""
 
-import pickle
 
 import numpy as np
 import pytest
 
+from monai_nnunet.utils.properties import load_properties
 from monai_nnunet.dataset.dataset_json import DatasetDescription
 from monai_nnunet.dataset.io import read_segmentation
 from monai_nnunet.inference import (
@@ -126,6 +126,5 @@ def test_export_writes_the_input_geometry_and_probabilities(tmp_path):
     with np.load(tmp_path / "case_1.npz") as f:
         probs = f["probabilities"]
     assert probs.shape == (3, 5, 6, 7) and np.allclose(probs.sum(0), 1, atol=1e-5)
-    with open(tmp_path / "case_1.pkl", "rb") as f:
-        saved = pickle.load(f)
+    saved = load_properties(tmp_path / "case_1.json")
     assert saved["sitk_stuff"] == geometry and "class_locations" not in saved

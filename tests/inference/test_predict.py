@@ -2,7 +2,6 @@
 checkpoint formats and error messages."""
 
 import json
-import pickle
 import shutil
 
 import nibabel as nib
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from monai_nnunet.utils.properties import load_properties
 from monai_nnunet.dataset.io import read_images, read_segmentation, write_image
 from monai_nnunet.inference import (
     CasePredictionError,
@@ -101,8 +101,7 @@ def test_worker_processes_give_the_same_files(trained_env, predictor, tmp_path, 
         seg = read_segmentation(f)[0][0]
         assert probs.shape == (3, *seg.shape) and np.allclose(probs.sum(0), 1, atol=1e-4)
         assert np.array_equal(probs.argmax(0), seg)
-        with open(tmp_path / "a" / f"{case}.pkl", "rb") as fh:
-            assert "sitk_stuff" in pickle.load(fh)
+        assert "sitk_stuff" in load_properties(tmp_path / "a" / f"{case}.json")
 
 
 def test_cached_cases_give_the_same_predictions_as_the_raw_images(trained_env, predictor, tmp_path):

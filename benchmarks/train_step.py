@@ -4,8 +4,8 @@ patch and threads, in one run.
     python benchmarks/train_step.py [--device cpu] [--threads 2] [--iterations 5] [--nnunet-python PATH]
 
 Both run their real training step on the same random batch (7 x 1 x 40 x 56 x 40, deep-supervision targets):
-ours is ``nnUNetTrainer.training_iteration`` (PlansDynUNet, DC_and_CE_loss with deep supervision, SGD, gradient
-clipping, the poly LR step) built through the run's bundle; nnU-Net's is ``nnUNetTrainer.train_step`` from a side
+ours is the iteration of the run bundle's ``train#trainer`` (MONAI's ``SupervisedTrainer`` iteration with
+PlansDynUNet, DC_and_CE_loss with deep supervision, SGD, the ``GradientClipping`` handler) and the poly LR step; nnU-Net's is ``nnUNetTrainer.train_step`` from a side
 venv (--nnunet-python, NNUNET_PYTHON or ../nnunet_venv). Each tool runs in its own process, alternating, and the
 median of the timed iterations (after warm-up) is reported. The plans come from our plan_and_preprocess of the
 shared Hippocampus data (equal to nnU-Net's), made in a temporary folder unless --preprocessed is given.
@@ -39,8 +39,9 @@ def run_ours(preprocessed: str, iterations: int, warmup: int, threads: int, devi
     trainer = build_trainer("Dataset004_Hippocampus", "3d_fullres", 0, device=device,
                             preprocessed_folder=Path(preprocessed) / "Dataset004_Hippocampus",
                             output_folder=tempfile.mkdtemp())
-    trainer.initialize()
-    trainer.workflow.parser.get_parsed_content("train#trainer")
+    workflow = trainer.initialize()
+    engine = workflow.parser.get_parsed_content("train#trainer")
+    lr_scheduler = workflow.parser.get_parsed_content("lr_scheduler")
     from monai_nnunet.transforms.labels import deep_supervision_scales
 
     rng = np.random.default_rng(0)
@@ -50,11 +51,11 @@ def run_ours(preprocessed: str, iterations: int, warmup: int, threads: int, devi
     batch = {"image": torch.from_numpy(rng.normal(size=(batch_size, 1, *patch)).astype(np.float32)),
              "label": [torch.nn.functional.interpolate(seg.float(), scale_factor=s, mode="nearest-exact")
                        .to(torch.int16) for s in scales], "keys": []}
-    trainer.on_epoch_start()
     times = []
     for i in range(warmup + iterations):
         start = time.perf_counter()
-        trainer.training_iteration(None, batch)
+        engine._iteration(engine, batch)  # what the engine runs per iteration (its handlers fire inside)
+        lr_scheduler.step()  # LrScheduleHandler's step after the iteration
         if device == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:

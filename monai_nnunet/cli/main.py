@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -66,17 +67,30 @@ def _run_command(name: str, argv: Sequence[str], prog: str) -> int:
     return 0
 
 
+_CONFIG_WRAPPERS = ("Failed to instantiate component", "Failed to evaluate ConfigExpression")
+_COMPONENT = re.compile(r"Failed to instantiate component '([^']+)'")
+
+
 def _describe_error(error: BaseException) -> str:
-    """The error's message, followed by the causes it wraps (MONAI's config parser wraps errors raised while it
-    instantiates a component, which would otherwise hide the reason)."""
-    lines, seen = [str(error)], {id(error)}
-    cause = error.__cause__ or error.__context__
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        message = str(cause).strip()
-        if message and message not in lines[-1]:
-            lines.append(f"caused by {type(cause).__name__}: {message}")
-        cause = cause.__cause__ or cause.__context__
+    """The error's message and the causes it wraps. MONAI's config parser wraps an error raised while it builds a
+    bundle component in lines of its own; those are left out, and the component is named instead."""
+    chain, seen = [], set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    components = [m.group(1) for e in chain for m in [_COMPONENT.search(str(e))] if m]
+    lines: list[str] = []
+    for e in chain:
+        message = str(e).strip()
+        if not message or message.startswith(_CONFIG_WRAPPERS) or (lines and message in lines[-1]):
+            continue
+        lines.append(message if not lines else f"caused by {type(e).__name__}: {message}")
+    if not lines:
+        lines = [str(error)]
+    if components:
+        lines[0] += f" (building the bundle component {components[-1]})"
     return "\n  ".join(lines)
 
 

@@ -86,7 +86,8 @@ def make_synthetic_dataset(
         num_classes: foreground classes (labels 1..num_classes).
         blobs_per_class: separate blobs per class and case.
         num_channels: image channels (``_0000``, ``_0001``, ...).
-        num_test_cases: unlabelled cases written to ``imagesTs``.
+        num_test_cases: cases written to ``imagesTs``, their labels to ``labelsTs`` (which training never reads), so
+            predictions can be scored.
         seed: random seed.
 
     Returns:
@@ -119,8 +120,7 @@ def make_synthetic_dataset(
             case_id = f"{name.lower()}_{split.lower()}{i:03d}"
             for ch, image in enumerate(images):
                 write_image(image, folder / f"images{split}" / f"{case_id}_{ch:04d}.nii.gz", geometry)
-            if split == "Tr":
-                write_segmentation(seg, folder / "labelsTr" / f"{case_id}.nii.gz", geometry)
+            write_segmentation(seg, folder / f"labels{split}" / f"{case_id}.nii.gz", geometry)
     labels = {"background": 0, **{f"class{c}": c for c in range(1, num_classes + 1)}}
     save_json(
         {

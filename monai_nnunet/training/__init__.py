@@ -19,7 +19,7 @@ from monai_nnunet.training.engine import (
 from monai_nnunet.training.final_validation import FinalValidation
 from monai_nnunet.training.lr_scheduler import PolyLRScheduler
 from monai_nnunet.training.metrics import CaseMeanDice, dice_improved
-from monai_nnunet.training.run_setup import RunSetup, TrainingSetupError, fold_split, prepare_run
+from monai_nnunet.training.run_setup import RunSetup, TrainingSetupError, check_flags, fold_split, prepare_run
 from monai_nnunet.training.trainer import TrainingSettings, nnUNetTrainer
 from monai_nnunet.utils.devices import resolve_device
 from monai_nnunet.utils.files import load_json as read_json
@@ -33,6 +33,7 @@ __all__ = [
     "RunSetup",
     "TrainingSettings",
     "TrainingSetupError",
+    "check_flags",
     "dice_improved",
     "find_resume_checkpoint",
     "fold_split",

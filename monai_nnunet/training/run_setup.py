@@ -20,7 +20,8 @@ from monai_nnunet.training.configs.registry import DEFAULT_TRAINER, trainer_outp
 from monai_nnunet.utils.devices import resolve_device
 from monai_nnunet.utils.files import save_json
 
-__all__ = ["RunSetup", "TrainingSetupError", "fold_split", "parse_fold", "prepare_run", "resolve_device"]
+__all__ = ["RunSetup", "TrainingSetupError", "check_flags", "fold_split", "parse_fold", "prepare_run",
+           "resolve_device"]
 
 
 class TrainingSetupError(ValueError):
@@ -42,6 +43,19 @@ def parse_fold(fold: int | str) -> int | str:
     if value < 0:
         raise TrainingSetupError(f"fold must be >= 0 or 'all', got {value}")
     return value
+
+
+def check_flags(**flags: object) -> None:
+    """Refuses run parameters that must be booleans but are not (``--deep_supervision false`` on the
+    ``monai.bundle run`` command line arrives as the string ``"false"``, which Python takes as true).
+
+    Raises:
+        TrainingSetupError: naming the parameter and how to write it.
+    """
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TrainingSetupError(f"run parameter {name} must be true or false, got {value!r}; on the "
+                                     f"monai.bundle run command line write --{name} True (or False)")
 
 
 def fold_split(dataset_dir: str | os.PathLike, cache_dir: str | os.PathLike, fold: int | str) -> dict[str, list[str]]:
@@ -143,6 +157,10 @@ def prepare_run(dataset: int | str, configuration: str, fold: int | str, plans_i
         raise TrainingSetupError(f"{cache} was preprocessed by nnU-Net itself (blosc2 .b2nd files); run this "
                                  f"package's nnUNetv2_preprocess -d {dataset} -c {configuration} -plans_name "
                                  f"{plans_identifier} first (plans written by nnU-Net are used as they are)")
+    if next(cache.glob("*.pkl"), None) is not None and next(cache.glob("*.json"), None) is None:
+        raise TrainingSetupError(f"{cache} was preprocessed by an earlier version of this package (per-case .pkl "
+                                 f"pickles, which could run code when loaded); re-run nnUNetv2_preprocess -d {dataset} "
+                                 f"-c {configuration} -plans_name {plans_identifier}")
     setup = RunSetup(
         dataset_name=preprocessed_folder.name, preprocessed_folder=preprocessed_folder,
         plans_identifier=plans_identifier, plans=plans, configuration_name=configuration,

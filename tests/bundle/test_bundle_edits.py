@@ -125,7 +125,7 @@ def test_replacing_one_augmentation_transform(fold):
 
 
 def test_monai_dice_ce_without_deep_supervision(fold):
-    _bundle_run(fold, "--deep_supervision", "$False", "--loss",
+    _bundle_run(fold, "--deep_supervision", "False", "--loss",
                 "{'_target_': 'monai.losses.DiceCELoss', 'to_onehot_y': True, 'softmax': True}")
     final = _final(fold)
     assert final["epoch"] == 1 and final["network_def"]["deep_supervision"] is False
@@ -146,3 +146,12 @@ def test_a_merged_second_file_replaces_the_loss(fold, tmp_path):
     """))
     _bundle_run(fold, files=("configs/train.yaml", "configs/my_loss.yaml"))
     assert _calls(fold, "loss") >= 2
+
+
+def test_a_boolean_given_as_a_lowercase_string_is_refused(fold):
+    env = dict(os.environ, PYTHONPATH=fold["pythonpath"])
+    result = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.yaml",
+                             "--deep_supervision", "false"], cwd=fold["folder"], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode != 0
+    assert "run parameter deep_supervision must be true or false, got 'false'" in result.stderr + result.stdout

@@ -53,7 +53,7 @@ def test_pickle_in_the_cache_is_refused_and_never_run(run_env, tmp_path, monkeyp
     monkeypatch.setenv("nnUNet_preprocessed", str(pre))
     assert main(["train", "998", "3d_fullres", "0", "-device", "cpu", "--epochs", "1",
                  "--iterations_per_epoch", "1"]) == 1
-    assert "is a pickle" in capsys.readouterr().err
+    assert "pickles, which could run code when loaded); re-run nnUNetv2_preprocess" in capsys.readouterr().err
     assert not marker.exists()
 
 

@@ -74,7 +74,7 @@ def plot_progress(log: TrainingLog, path: str | os.PathLike, class_names: Sequen
     time_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
     for a in axes:
         a.xaxis.set_major_locator(MaxNLocator(integer=True))
-        a.set_xlim(-0.5, max(log.epochs_done - 0.5, 0.5))
+        a.set_xlim(-0.5, max(log.epochs_done, 1))  # the LR curve runs to the end of the last epoch
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -12,6 +12,7 @@ and calls exactly the overridden hooks, so the bundle still describes the run.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -217,9 +218,16 @@ class nnUNetTrainer:
         meta = Path(config_files[0]).parent / "metadata.json"
         if not meta.is_file():
             save_json(build_metadata(self.setup.dataset.raw, self.configuration_name), meta)
-        workflow = ConfigWorkflow(config_file=config_files if len(config_files) > 1 else config_files[0],
-                                  meta_file=str(meta), workflow_type="train", logging_file=False, **extra,
-                                  **overrides)
+        # logging_file=False: the process keeps its own logging; MONAI warns that it skips its file, every run
+        workflows_logger = logging.getLogger("monai.bundle.workflows")
+        level = workflows_logger.level
+        workflows_logger.setLevel(logging.ERROR)
+        try:
+            workflow = ConfigWorkflow(config_file=config_files if len(config_files) > 1 else config_files[0],
+                                      meta_file=str(meta), workflow_type="train", logging_file=False, **extra,
+                                      **overrides)
+        finally:
+            workflows_logger.setLevel(level)
         workflow.initialize()
         return workflow
 

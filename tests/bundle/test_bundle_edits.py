@@ -95,8 +95,7 @@ def test_replacing_the_loss_on_the_command_line(fold):
 
 def test_replacing_the_optimizer_and_its_lr(fold):
     _bundle_run(fold, "--optimizer",
-                "{'_target_': 'torch.optim.Adam', 'params': '$@network.parameters()', 'lr': 0.0005}",
-                "--lr_scheduler#initial_lr", "0.0005")
+                "{'_target_': 'torch.optim.Adam', 'params': '$@network.parameters()', 'lr': 0.0005}")
     final = _final(fold)
     assert "betas" in final["optimizer_state"]["param_groups"][0]  # Adam
     assert final["logging"]["lrs"][0] == pytest.approx(0.0005)

@@ -139,7 +139,7 @@ def to_bundle_overrides(config: TrainerConfig, trainer_name: str, regions: bool 
         factory = resolve_reference(config.lr_scheduler)
         out["lr_scheduler"] = {"_target_": _target(config.lr_scheduler), "optimizer": "@optimizer",
                                **_offered(factory, {
-                                   "initial_lr": "@initial_lr", "exponent": "@lr_exponent",
+                                   "initial_lr": "$@optimizer.defaults['lr']", "exponent": "@lr_exponent",
                                    "max_steps": "$@epochs * (@iterations_per_epoch if @lr_schedule == 'per_iteration' "
                                                 "else 1)"}, {})}
     for field_name, bundle_id in SETTING_IDS.items():

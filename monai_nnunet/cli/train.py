@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-pretrained_weights", default=None, help="checkpoint to initialise the network from")
     parser.add_argument("--val", action="store_true", help="only run the final validation of a trained fold")
     parser.add_argument("--val_best", action="store_true", help="with --val: validate checkpoint_best.pth")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train a fold that already holds checkpoints again from scratch (replaces them)")
     parser.add_argument("--npz", action="store_true", help="the final validation also saves probabilities (.npz)")
     parser.add_argument("--disable_checkpointing", action="store_true", help="write no checkpoint files")
     parser.add_argument("-device", default="cuda", choices=["cuda", "cpu", "mps"], help="training device (cuda)")
@@ -44,7 +46,7 @@ def run_cli(args: argparse.Namespace) -> None:
     run_training(
         args.dataset, args.configuration, args.fold, trainer=args.tr, plans=args.p, device=args.device,
         continue_training=args.continue_training, pretrained_weights=args.pretrained_weights,
-        only_validation=args.val, validate_with_best=args.val_best, export_npz=args.npz,
+        only_validation=args.val, validate_with_best=args.val_best, export_npz=args.npz, overwrite=args.overwrite,
         save_checkpoints=not args.disable_checkpointing, num_epochs=args.epochs,
         iterations_per_epoch=args.iterations_per_epoch, val_every=args.val_every, lr_schedule=args.lr_schedule,
         num_workers=args.num_workers,

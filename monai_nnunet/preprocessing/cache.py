@@ -7,20 +7,30 @@
 - ``CASE.json``: properties (geometry, crop box, spacing, foreground locations for oversampling), JSON (data that
   cannot carry code; nnU-Net's ``CASE.pkl`` pickles are refused).
 
+- ``.plans.json``: which plans made the cache (the preprocessing entries of the plans and its configuration), so
+  a run refuses a cache that other plans made (:func:`cache_mismatch`).
+
 Every file is written under a temporary name and renamed, so a reader never sees a partial case.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from monai_nnunet.utils.files import atomic_path
+from monai_nnunet.utils.files import atomic_path, load_json, save_json
 from monai_nnunet.utils.properties import PropertiesError, load_properties, save_properties
 
-__all__ = ["CacheError", "case_ids_in_cache", "load_case", "save_case"]
+__all__ = ["CACHE_RECORD", "CacheError", "cache_mismatch", "cache_record", "case_ids_in_cache", "load_case",
+           "save_case", "write_cache_record"]
+
+#: the file in a cache folder that records the plans that made it (hidden: not a case)
+CACHE_RECORD = ".plans.json"
+_PREPROCESSING_KEYS = ("spacing", "normalization_schemes", "use_mask_for_norm", "resampling_fn_data",
+                       "resampling_fn_data_kwargs", "resampling_fn_seg", "resampling_fn_seg_kwargs", "preprocessor_name")
 
 
 class CacheError(FileNotFoundError):
@@ -74,6 +84,33 @@ def load_case(folder: str | os.PathLike, case_id: str, mmap: bool = True) -> tup
         raise CacheError(f"{folder} was preprocessed by nnU-Net itself (blosc2 .b2nd files); preprocess it with "
                          f"this package (nnUNetv2_preprocess / plan_and_preprocess) to train here")
     raise CacheError(f"neither {npy.name} nor {npz.name} exists in {folder} (case {case_id})")
+
+
+def cache_record(plans, configuration: str) -> dict:
+    """What decides a configuration's cache: its preprocessing entries and the plans' axis order and intensity
+    statistics (``plans``: a ``PlansManager``)."""
+    config = plans.get_configuration(configuration).configuration
+    record = {"plans_name": plans.plans.get("plans_name"), "transpose_forward": list(plans.transpose_forward),
+              "foreground_intensity_properties_per_channel": plans.foreground_intensity_properties_per_channel}
+    record.update({k: config.get(k) for k in _PREPROCESSING_KEYS})
+    return json.loads(json.dumps(record))
+
+
+def write_cache_record(folder: str | os.PathLike, plans, configuration: str) -> None:
+    """Writes :func:`cache_record` into the cache folder (``.plans.json``)."""
+    save_json(cache_record(plans, configuration), Path(folder) / CACHE_RECORD)
+
+
+def cache_mismatch(folder: str | os.PathLike, plans, configuration: str) -> str | None:
+    """Why the cache in ``folder`` was not made by these plans (the first entries that differ), or ``None``."""
+    path = Path(folder) / CACHE_RECORD
+    if not path.is_file():
+        return f"{folder} does not record the plans that made it (it was written by an earlier version)"
+    recorded, current = load_json(path), cache_record(plans, configuration)
+    differing = [k for k in current if recorded.get(k) != current[k]]
+    if not differing:
+        return None
+    return "; ".join(f"{k} is {recorded.get(k)} in the cache but {current[k]} in the plans" for k in differing[:3])
 
 
 def case_ids_in_cache(folder: str | os.PathLike) -> list[str]:

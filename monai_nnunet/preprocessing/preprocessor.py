@@ -16,7 +16,7 @@ from typing import Sequence
 from monai_nnunet.dataset.dataset_json import DatasetDescription
 from monai_nnunet.dataset.raw import CaseFiles
 from monai_nnunet.planning.plans import PlansManager
-from monai_nnunet.preprocessing.cache import save_case
+from monai_nnunet.preprocessing.cache import save_case, write_cache_record
 from monai_nnunet.preprocessing.transforms import LoadNnunetCased, preprocessing_transforms
 from monai_nnunet.utils.parallel import WorkerPool
 
@@ -104,6 +104,7 @@ def preprocess_configurations(
         pass
     folders = {}
     for identifier, name in by_identifier.items():
+        write_cache_record(partial_folders[name], plans, name)  # last: a cache without it is not complete
         final = output_root / identifier
         _swap_in(Path(partial_folders[name]), final)
         folders[name] = final

@@ -15,7 +15,7 @@ from monai_nnunet.dataset.dataset_json import DatasetDescription, load_dataset_j
 from monai_nnunet.dataset.naming import resolve_dataset_name
 from monai_nnunet.dataset.splits import generate_crossval_split, load_splits
 from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
-from monai_nnunet.preprocessing.cache import case_ids_in_cache
+from monai_nnunet.preprocessing.cache import cache_mismatch, case_ids_in_cache
 from monai_nnunet.training.configs.registry import DEFAULT_TRAINER, trainer_output_folder_name
 from monai_nnunet.utils.devices import resolve_device
 from monai_nnunet.utils.files import save_json
@@ -161,6 +161,10 @@ def prepare_run(dataset: int | str, configuration: str, fold: int | str, plans_i
         raise TrainingSetupError(f"{cache} was preprocessed by an earlier version of this package (per-case .pkl "
                                  f"pickles, which could run code when loaded); re-run nnUNetv2_preprocess -d {dataset} "
                                  f"-c {configuration} -plans_name {plans_identifier}")
+    mismatch = cache_mismatch(cache, plans, configuration)
+    if mismatch is not None:
+        raise TrainingSetupError(f"{cache} was not made by {plans_file.name}: {mismatch}; re-run nnUNetv2_preprocess "
+                                 f"-d {dataset} -c {configuration} -plans_name {plans_identifier}")
     setup = RunSetup(
         dataset_name=preprocessed_folder.name, preprocessed_folder=preprocessed_folder,
         plans_identifier=plans_identifier, plans=plans, configuration_name=configuration,

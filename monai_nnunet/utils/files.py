@@ -23,7 +23,8 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path next to ``destination``; renames it onto ``destination`` on success.
 
     The temporary file keeps the destination's suffix so writers that dispatch on the extension
-    (``np.save``, ``torch.save``, image writers) behave as for the final name.
+    (``np.save``, ``torch.save``, image writers) behave as for the final name; the final file has the mode the
+    process umask gives new files (a shared results folder stays readable to colleagues).
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -33,10 +34,18 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # mkstemp creates 0600; the result gets the mode any new file gets (umask)
+            os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, destination)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -61,7 +61,9 @@ def test_single_configuration_and_npz(synthetic_dataset, nnunet_env):
     assert main(["plan_and_preprocess", "-d", "998", "-c", "2d", "--npz"]) == 0
     pre = _pre(nnunet_env, synthetic_dataset)
     assert (pre / "nnUNetPlans_2d").is_dir() and not (pre / "nnUNetPlans_3d_fullres").exists()
-    assert sorted(p.suffix for p in (pre / "nnUNetPlans_2d").iterdir()) == [".json"] * 6 + [".npz"] * 6
+    cases = [p for p in (pre / "nnUNetPlans_2d").iterdir() if not p.name.startswith(".")]
+    assert sorted(p.suffix for p in cases) == [".json"] * 6 + [".npz"] * 6
+    assert (pre / "nnUNetPlans_2d" / ".plans.json").is_file()  # which plans made the cache
     data, seg, _ = load_case(pre / "nnUNetPlans_2d", "synthetic_tr000")
     assert data.shape[1:] == seg.shape[1:]
 

@@ -48,7 +48,8 @@ def _worker(rank: int, world_size: int, port: int, args: argparse.Namespace) -> 
             args.dataset, args.configuration, args.fold, trainer=args.tr, plans=args.p,
             device=f"cuda:{rank}" if use_cuda else "cpu", continue_training=args.continue_training,
             pretrained_weights=args.pretrained_weights, only_validation=args.val, validate_with_best=args.val_best,
-            export_npz=args.npz, save_checkpoints=not args.disable_checkpointing, num_epochs=args.epochs,
+            export_npz=args.npz, overwrite=args.overwrite, save_checkpoints=not args.disable_checkpointing,
+            num_epochs=args.epochs,
             iterations_per_epoch=args.iterations_per_epoch, val_every=args.val_every, lr_schedule=args.lr_schedule,
             num_workers=args.num_workers,
         )

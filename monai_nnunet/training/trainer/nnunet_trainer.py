@@ -80,6 +80,8 @@ class nnUNetTrainer:
         pretrained_weights: a checkpoint whose weights (all but the segmentation heads) initialise the network.
         save_checkpoints: False disables checkpoint files (``--disable_checkpointing``).
         export_npz: final validation also saves probabilities (``--npz``).
+        overwrite: train again from scratch into a fold that holds checkpoints (``--overwrite``); without it such a
+            fold is refused, so a trained fold is never overwritten by accident.
         **settings: run parameters of the bundle (``epochs``, ``iterations_per_epoch``, ``val_interval``,
             ``initial_lr``, ``lr_schedule``, ``num_workers``, ``augmentation_device``, ``seed``, ...; the older
             names ``num_epochs`` and ``val_every`` are accepted).
@@ -97,7 +99,8 @@ class nnUNetTrainer:
                  trainer_config: TrainerConfig | str | None = None, *, trainer_name: str | None = None,
                  preprocessed_folder: str | os.PathLike | None = None, output_folder: str | os.PathLike | None = None,
                  continue_training: bool = False, pretrained_weights: str | os.PathLike | None = None,
-                 save_checkpoints: bool = True, export_npz: bool = False, **settings: Any):
+                 save_checkpoints: bool = True, export_npz: bool = False, overwrite: bool = False,
+                 **settings: Any):
         if trainer_config is None:
             trainer_config = self.default_trainer_config
         config_name = trainer_config if isinstance(trainer_config, str) else None
@@ -123,6 +126,7 @@ class nnUNetTrainer:
         self.pretrained_weights = None if pretrained_weights is None else str(pretrained_weights)
         self.save_checkpoints = bool(save_checkpoints)
         self.export_npz = bool(export_npz)
+        self.overwrite = bool(overwrite)
         self.workflow: ConfigWorkflow | None = None
         self.network: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
@@ -241,6 +245,15 @@ class nnUNetTrainer:
             workflow.parser.get_parsed_content(build)
         return workflow
 
+    def _refuse_overwriting_a_trained_fold(self) -> None:
+        if self.continue_training or self.overwrite:
+            return
+        found = [n for n in ("checkpoint_final.pth", "checkpoint_latest.pth") if (self.output_folder / n).is_file()]
+        if found:
+            raise TrainingSetupError(
+                f"{self.output_folder} already holds {found[0]}: resume it with -c, or pass --overwrite to train "
+                f"this fold again from scratch (its checkpoints are replaced)")
+
     def _check_pretrained_weights(self) -> None:
         if self.pretrained_weights is not None:
             try:
@@ -271,6 +284,7 @@ class nnUNetTrainer:
             self.workflow = self._workflow(run_config_files(self.output_folder), resume=True, device=str(self.device))
             self.workflow.parser.get_parsed_content("train#trainer")
             return self.workflow
+        self._refuse_overwriting_a_trained_fold()
         text = self.train_yaml()
         # every component builds before anything is written
         workflow = self._draft_workflow(text, "train#trainer", resume=self.continue_training)

@@ -50,8 +50,9 @@ def analyze_case(
 ) -> CaseAnalysis:
     """Reads one training case, checks it and measures it. Never raises for a bad case: problems are returned.
 
-    ``deep_checks`` (``--verify_dataset_integrity``) also reads the stored values of NIfTI files to find NaN/inf,
-    which ITK turns into 0 on reading.
+    The stored values of floating-point NIfTI files are read too, to find NaN/inf, which ITK turns into 0 on
+    reading: such a case always fails (with or without ``deep_checks``, ``--verify_dataset_integrity``, which
+    decides only whether warnings fail too).
     """
     result = CaseAnalysis(case.case_id)
     try:
@@ -64,12 +65,11 @@ def analyze_case(
         result.fatal = True
         return result
     result.problems = check_case(case, data, props, seg, seg_props, description)
-    if deep_checks:
-        for f in (*case.images, case.label):
-            bad = count_nonfinite_stored_values(f)
-            if bad:
-                result.problems.append(Problem(f"{f}: {bad} NaN or inf value(s) stored (ITK would read them as 0)"))
-                result.fatal = True
+    for f in (*case.images, case.label):
+        bad = count_nonfinite_stored_values(f)
+        if bad:
+            result.problems.append(Problem(f"{f}: {bad} NaN or inf value(s) stored (ITK would read them as 0)"))
+            result.fatal = True
     if data.shape[1:] != seg.shape[1:] or not np.all(np.isfinite(data)):
         result.fatal = True
         return result

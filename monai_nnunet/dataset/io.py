@@ -101,10 +101,10 @@ def count_nonfinite_stored_values(path: Path) -> int:
     name = path.name.lower()
     if not (name.endswith(".nii") or name.endswith(".nii.gz")):
         return 0
-    stored = np.asanyarray(nib.load(str(path)).dataobj)
-    if not np.issubdtype(stored.dtype, np.floating):
+    image = nib.load(str(path))
+    if not np.issubdtype(image.get_data_dtype(), np.floating):  # integers cannot hold NaN: no second read
         return 0
-    return int((~np.isfinite(stored)).sum())
+    return int((~np.isfinite(np.asanyarray(image.dataobj))).sum())
 
 
 def _load_image_with_monai(path: Path):

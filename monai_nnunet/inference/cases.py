@@ -67,8 +67,8 @@ def list_input_cases(
 
     Raises:
         FileNotFoundError: when the folder does not exist.
-        InputCaseError: when the folder holds no case, or a case lacks a channel or has one too many; the message
-            names the case and the files.
+        InputCaseError: when the folder holds no case, an image file that does not follow the naming, or a case
+            that lacks a channel or has one too many; the message names the case and the files.
     """
     ending = dataset.file_ending
     n = dataset.num_channels
@@ -94,10 +94,18 @@ def list_input_cases(
         raise FileNotFoundError(f"input folder {folder} does not exist")
     pattern = re.compile(r"^(.+)_(\d{4})" + re.escape(ending) + "$")
     found: dict[str, set[int]] = {}
-    for name in os.listdir(folder):
+    misnamed = []
+    for name in sorted(os.listdir(folder)):
         match = pattern.match(name)
         if match:
             found.setdefault(match.group(1), set()).add(int(match.group(2)))
+        elif name.endswith(ending) and not name.startswith("."):
+            misnamed.append(name)
+    if found and misnamed:  # an image that would silently not be predicted
+        raise InputCaseError(
+            f"{folder}: {len(misnamed)} image file(s) do not follow the naming CASE_XXXX{ending} (one file per "
+            f"channel: {channel_list}) and would not be predicted: {', '.join(misnamed[:10])}"
+            + (" ..." if len(misnamed) > 10 else "") + "; rename them or move them out of the folder")
     if not found:
         others = sorted(os.listdir(folder))[:5]
         raise InputCaseError(

@@ -134,6 +134,14 @@ def test_origin_mismatch_warns_without_flag_and_fails_with_it(synthetic_dataset,
         assert main(["plan_and_preprocess", "-d", "998", "--no_pp"]) == 0
 
 
+def test_nan_intensities_fail_without_the_flag(synthetic_dataset, nnunet_env, capsys):
+    expected = _nan_intensity(synthetic_dataset)
+    assert main(["plan_and_preprocess", "-d", "998", "-np", "1"]) == 1
+    err = capsys.readouterr().err
+    assert expected in err and "NaN or inf" in err
+    assert not (nnunet_env["preprocessed"] / synthetic_dataset.name).exists()
+
+
 def test_errors_fail_even_without_the_flag(synthetic_dataset, nnunet_env, capsys):
     _undeclared_label(synthetic_dataset)
     assert main(["plan_and_preprocess", "-d", "998"]) == 1

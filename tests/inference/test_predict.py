@@ -193,6 +193,16 @@ def test_empty_or_misnamed_input_folder(predictor, tmp_path):
         list_input_cases(tmp_path / "missing", predictor.dataset)
 
 
+def test_images_that_do_not_follow_the_naming_are_listed_not_skipped(predictor, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "case1_0000.nii.gz").write_bytes(b"")
+    (tmp_path / "in" / "case2.nii.gz").write_bytes(b"")
+    (tmp_path / "in" / "case3_t1.nii.gz").write_bytes(b"")
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    with pytest.raises(InputCaseError, match=r"2 image file\(s\) do not follow the naming.*case2\.nii\.gz, case3_t1"):
+        list_input_cases(tmp_path / "in", predictor.dataset)
+
+
 def two_channel_predictor(trained_env):
     """The 3d_fullres model's plans with two input channels and a matching fresh network."""
     folder = model_folder(trained_env)

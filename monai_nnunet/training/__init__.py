@@ -5,7 +5,7 @@ The functions here are the small public functions the run's ``train.yaml`` calls
 """
 
 from monai_nnunet.planning.plans import PlansManager
-from monai_nnunet.training.checkpoints import find_resume_checkpoint
+from monai_nnunet.training.checkpoints import find_resume_checkpoint, resume_iteration
 from monai_nnunet.training.configs import registered_loss
 from monai_nnunet.training.engine import (
     NnUNetPrepareBatch,
@@ -48,6 +48,7 @@ __all__ = [
     "read_json",
     "registered_loss",
     "resolve_device",
+    "resume_iteration",
 ]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from monai_nnunet.utils.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 
 __all__ = ["CHECKPOINT_KEYS", "CheckpointError", "RESUME_ORDER", "find_resume_checkpoint", "load_checkpoint",
-           "save_checkpoint"]
+           "resume_iteration", "save_checkpoint"]
 
 #: The documented keys, present in every checkpoint this package writes.
 CHECKPOINT_KEYS = ("network_weights", "optimizer_state", "grad_scaler_state", "epoch", "current_epoch", "init")
@@ -28,3 +28,13 @@ def find_resume_checkpoint(fold_folder: str | os.PathLike) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def resume_iteration(fold_folder: str | os.PathLike) -> int:
+    """The iteration a resumed run starts after (0 when there is nothing to resume): the run's bundle adds it to
+    the data streams' seed, so a resumed run does not replay the batches its first part already saw."""
+    path = find_resume_checkpoint(fold_folder)
+    if path is None:
+        return 0
+    state = load_checkpoint(path, required_keys=("epoch",))
+    return int(state.get("iteration", 0))

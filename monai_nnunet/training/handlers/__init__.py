@@ -6,6 +6,7 @@ from monai_nnunet.training.handlers.checkpoint_saver import NnUNetCheckpointSave
 from monai_nnunet.training.handlers.debug_info import DebugInfoWriter
 from monai_nnunet.training.handlers.gradient_clipping import GradientClipping
 from monai_nnunet.training.handlers.pretrained_weights import PretrainedWeightsLoader
+from monai_nnunet.training.handlers.preemption import PreemptionHandler, TrainingPreempted
 from monai_nnunet.training.handlers.progress_plot import ProgressPlotHandler
 from monai_nnunet.training.handlers.training_log import TrainingLogHandler, log_line
 from monai_nnunet.training.handlers.validation_schedule import IntervalValidationHandler
@@ -16,9 +17,11 @@ __all__ = [
     "IntervalValidationHandler",
     "NnUNetCheckpointLoader",
     "NnUNetCheckpointSaver",
+    "PreemptionHandler",
     "PretrainedWeightsLoader",
     "ProgressPlotHandler",
     "TrainingLogHandler",
+    "TrainingPreempted",
     "log_line",
     "training_checkpoint",
 ]

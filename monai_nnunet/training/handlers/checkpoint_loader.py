@@ -10,15 +10,15 @@ from ignite.engine import Engine, Events
 from monai_nnunet.networks.config import unwrap_network
 from monai_nnunet.training.checkpoints import find_resume_checkpoint
 from monai_nnunet.training.handlers.training_log import log_line
-from monai_nnunet.training.logging.training_log import TrainingLog
+from monai_nnunet.training.logging.training_log import EpochProgress, TrainingLog
 from monai_nnunet.utils.checkpoints import CheckpointError, load_checkpoint
 
 __all__ = ["NnUNetCheckpointLoader"]
 
 
 class NnUNetCheckpointLoader:
-    """Restores network, optimiser, grad scaler, LR schedule, epoch and iteration counters, the run's record and
-    the best metric from ``checkpoint_latest.pth`` (else final, else best) in ``directory``.
+    """Restores network, optimiser, grad scaler, LR schedule, epoch and iteration counters (also in the middle of an
+    epoch, after a preemption), the run's record and the best metric from ``checkpoint_latest.pth`` (else final, else best) in ``directory``.
 
     In the mould of MONAI's ``CheckpointLoader``: it runs on ``Events.STARTED`` and sets the engine's counters with
     ``engine.load_state_dict``, so Ignite continues from the next epoch. Attach it first.
@@ -64,11 +64,16 @@ class NnUNetCheckpointLoader:
         if state.get("logging"):
             engine.state.training_log = TrainingLog.from_dict(state["logging"])
         epochs = int(state["epoch"])
-        engine.load_state_dict({"epoch": epochs, "epoch_length": engine.state.epoch_length,
-                                "max_epochs": max(engine.state.max_epochs, epochs)})
+        iteration = int(state.get("iteration", epochs * engine.state.epoch_length))
+        engine.load_state_dict({"iteration": iteration, "epoch_length": engine.state.epoch_length,
+                                "max_epochs": max(engine.state.max_epochs, -(-iteration // engine.state.epoch_length))})
+        if state.get("epoch_progress"):  # stopped in the middle of an epoch: its log line continues
+            engine.state.epoch_progress = EpochProgress.from_dict(state["epoch_progress"])
         log = getattr(engine.state, "training_log", None)
         if self.case_evaluator is not None and state.get("best_metric") is not None and log is not None \
                 and log.best_epoch is not None:
             self.case_evaluator.state.best_metric = float(state["best_metric"])
             self.case_evaluator.state.best_metric_epoch = int(log.best_epoch) + 1
-        log_line(self.log_file, f"resuming from {path.name} after epoch {epochs}")
+        within = iteration - epochs * engine.state.epoch_length
+        log_line(self.log_file, f"resuming from {path.name} after epoch {epochs}"
+                 + (f" and {within} iteration(s) of epoch {epochs}" if within else ""))

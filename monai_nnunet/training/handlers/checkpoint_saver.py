@@ -23,7 +23,7 @@ def training_checkpoint(engine: Engine, lr_scheduler=None, case_evaluator=None, 
     """The checkpoint dict of a training engine's current state.
 
     Keys: the documented ``network_weights, optimizer_state, grad_scaler_state, epoch, current_epoch, init`` (both
-    epoch fields = completed epochs), ``iteration``, ``lr_scheduler_state``, ``logging`` (the run's record),
+    epoch fields = completed epochs), ``iteration`` (and ``epoch_progress`` when written in the middle of an epoch), ``lr_scheduler_state``, ``logging`` (the run's record),
     ``best_metric``, ``network_def`` (the network's class and arguments, for prediction) and ``record``'s plain-data entries
     (``trainer_name``, ``plans``, ``configuration``, ``dataset_json``, ``inference_allowed_mirroring_axes``, ...).
     """
@@ -34,13 +34,17 @@ def training_checkpoint(engine: Engine, lr_scheduler=None, case_evaluator=None, 
         value = float(case_evaluator.state.best_metric)
         best = None if math.isnan(value) else value
     record = dict(record or {})
+    completed = int(engine.state.iteration) // int(engine.state.epoch_length)  # mid-epoch (preemption): the epochs done
+    progress = getattr(engine.state, "epoch_progress", None)
     state = {
         "network_weights": network.state_dict(),
         "optimizer_state": engine.optimizer.state_dict(),
         "grad_scaler_state": engine.scaler.state_dict() if getattr(engine, "scaler", None) is not None else None,
-        "epoch": int(engine.state.epoch),
-        "current_epoch": int(engine.state.epoch),
+        "epoch": completed,
+        "current_epoch": completed,
         "iteration": int(engine.state.iteration),
+        "epoch_progress": progress.to_dict() if progress is not None and engine.state.iteration % engine.state.epoch_length
+        else None,
         "init": record.pop("init", {}),
         "lr_scheduler_state": lr_scheduler.state_dict() if lr_scheduler is not None else None,
         "logging": log.to_dict() if log is not None else None,
@@ -54,7 +58,9 @@ def training_checkpoint(engine: Engine, lr_scheduler=None, case_evaluator=None, 
 class NnUNetCheckpointSaver:
     """Checkpoints of the training engine, in the mould of MONAI's ``CheckpointSaver`` with nnU-Net's file names.
 
-    Attach to the training engine after the validation and log handlers.
+    Attach to the training engine after the validation and log handlers, and before the
+    :class:`~monai_nnunet.training.handlers.PreemptionHandler`: when a stop was requested, ``checkpoint_latest.pth``
+    is also written at the end of the iteration in progress.
 
     Args:
         save_dir: the fold folder.
@@ -81,6 +87,7 @@ class NnUNetCheckpointSaver:
         if not self.enabled:
             return
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.iteration_completed)
         if self.save_final:
             engine.add_event_handler(Events.COMPLETED, self.completed)
 
@@ -101,6 +108,12 @@ class NnUNetCheckpointSaver:
         if self.save_best and self._improved_this_epoch(engine):
             self.save(engine, "checkpoint_best.pth")
         if self.save_latest:
+            self.save(engine, "checkpoint_latest.pth")
+
+    def iteration_completed(self, engine: Engine) -> None:
+        """``checkpoint_latest.pth`` at this iteration when a stop was requested (``engine.state.stop_requested``,
+        set by :class:`~monai_nnunet.training.handlers.PreemptionHandler`)."""
+        if getattr(engine.state, "stop_requested", None) and self.save_latest:
             self.save(engine, "checkpoint_latest.pth")
 
     def completed(self, engine: Engine) -> None:

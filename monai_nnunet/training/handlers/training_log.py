@@ -14,7 +14,7 @@ import torch.distributed as dist
 from ignite.engine import Engine, Events
 
 from monai_nnunet.training.engine import is_distributed, rank
-from monai_nnunet.training.logging.training_log import TrainingLog, append_line
+from monai_nnunet.training.logging.training_log import EpochProgress, TrainingLog, append_line
 from monai_nnunet.training.runtime_utils import memory_in_use_mb, reset_peak_memory
 
 __all__ = ["TrainingLogHandler", "log_line"]
@@ -51,9 +51,6 @@ class TrainingLogHandler:
         self.class_names = [str(c) for c in class_names]
         self.title = title
         self.val_loss_metric = val_loss_metric
-        self._loss_sum: torch.Tensor | None = None
-        self._iterations = 0
-        self._epoch_lrs: list[float] = []
         self._epoch_start = 0.0
 
     def attach(self, engine: Engine) -> None:
@@ -76,38 +73,44 @@ class TrainingLogHandler:
                      + (f", DDP over {dist.get_world_size()} processes" if is_distributed() else ""))
 
     def epoch_started(self, engine: Engine) -> None:
-        self._loss_sum, self._iterations, self._epoch_lrs = None, 0, []
+        resumed = getattr(engine.state, "epoch_progress", None)
+        if not (isinstance(resumed, EpochProgress) and engine.state.iteration % engine.state.epoch_length):
+            engine.state.epoch_progress = EpochProgress()  # a new epoch (not one resumed in its middle)
         self._epoch_start = time.perf_counter()
         reset_peak_memory(torch.device(engine.state.device))
 
     def iteration_started(self, engine: Engine) -> None:
         lr = float(engine.optimizer.param_groups[0]["lr"])
-        self._epoch_lrs.append(lr)
+        engine.state.epoch_progress.lrs.append(lr)
         engine.state.training_log.iteration_lrs.append(lr)
 
     def iteration_completed(self, engine: Engine) -> None:
+        progress: EpochProgress = engine.state.epoch_progress
         output = engine.state.output
         loss = output.get("loss") if isinstance(output, dict) else output
         if isinstance(loss, torch.Tensor):
             loss = loss.detach().float()  # summed on the device: one host sync per epoch, not per iteration
-            self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
-        elif loss is not None:
-            self._loss_sum = torch.as_tensor(float(loss)) + (0 if self._loss_sum is None else self._loss_sum)
-        self._iterations += 1
+        if loss is not None:
+            progress.loss_sum = progress.loss_sum + loss
+            progress.iterations += 1
+        progress.seconds += time.perf_counter() - self._epoch_start
+        self._epoch_start = time.perf_counter()
 
     def _ran_this_epoch(self, evaluator, engine: Engine) -> bool:
         return evaluator is not None and evaluator.state.epoch == engine.state.epoch and evaluator.state.iteration > 0
 
     def epoch_completed(self, engine: Engine) -> None:
         log: TrainingLog = engine.state.training_log
-        train_loss = float(self._loss_sum) / self._iterations if self._iterations and self._loss_sum is not None \
-            else float("nan")
+        progress: EpochProgress = engine.state.epoch_progress
+        train_loss = float(progress.loss_sum) / progress.iterations if progress.iterations else float("nan")
         val_loss = float("nan")
         if self._ran_this_epoch(self.patch_evaluator, engine):
             val_loss = float(self.patch_evaluator.state.metrics.get(self.val_loss_metric, float("nan")))
-        lr_end = self._epoch_lrs[-1] if self._epoch_lrs else float(engine.optimizer.param_groups[0]["lr"])
-        log.record_epoch(train_loss, val_loss, self._epoch_lrs[0] if self._epoch_lrs else lr_end, lr_end,
-                         time.perf_counter() - self._epoch_start, memory_in_use_mb(torch.device(engine.state.device)))
+        lrs = progress.lrs
+        lr_end = lrs[-1] if lrs else float(engine.optimizer.param_groups[0]["lr"])
+        seconds = progress.seconds + time.perf_counter() - self._epoch_start
+        log.record_epoch(train_loss, val_loss, lrs[0] if lrs else lr_end, lr_end, seconds,
+                         memory_in_use_mb(torch.device(engine.state.device)))
         log_line(self.log_file, log.epoch_line(log.epochs_done - 1))
         evaluator = self.case_evaluator
         if self._ran_this_epoch(evaluator, engine):

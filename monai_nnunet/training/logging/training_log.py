@@ -8,9 +8,31 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-__all__ = ["TrainingLog"]
+__all__ = ["EpochProgress", "TrainingLog"]
+
+
+@dataclass
+class EpochProgress:
+    """The epoch in progress: what its log line needs, kept on ``engine.state.epoch_progress`` so a checkpoint
+    written in the middle of an epoch (preemption) carries it and the resumed epoch's line covers the whole epoch.
+
+    ``loss_sum`` stays a tensor on the training device while training (no host sync per iteration).
+    """
+
+    loss_sum: Any = 0.0
+    iterations: int = 0
+    lrs: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"loss_sum": float(self.loss_sum), "iterations": self.iterations, "lrs": list(self.lrs),
+                "seconds": float(self.seconds)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EpochProgress":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass

@@ -79,7 +79,8 @@ def _describe_error(error: BaseException) -> str:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         chain.append(current)
-        current = current.__cause__ or current.__context__
+        # ``raise ... from None`` means the message is complete: its context is not a cause to report
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     components = [m.group(1) for e in chain for m in [_COMPONENT.search(str(e))] if m]
     lines: list[str] = []
     for e in chain:

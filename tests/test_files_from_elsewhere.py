@@ -1,0 +1,87 @@
+"""Files from elsewhere are data: a payload planted in a checkpoint, in plans.json or in a recorded network never
+runs, in any command that reads it; each is refused with one line naming the file."""
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from monai_nnunet.cli.main import main
+from tests.conftest import fold_folder
+
+ONE_EPOCH = ["-device", "cpu", "--epochs", "1", "--iterations_per_epoch", "2", "--val_every", "1"]
+
+
+class _Payload:
+    """Unpickling this creates a marker file (what a malicious checkpoint would do with os.system)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def trained(run_env, tmp_path):
+    assert main(["train", "998", "3d_fullres", "0", *ONE_EPOCH]) == 0
+    return {"fold": fold_folder(run_env["results"]), "marker": tmp_path / "payload_ran", **run_env}
+
+
+def _plant_checkpoint(path, marker):
+    state = torch.load(path, weights_only=True)
+    state["logging"] = {"payload": _Payload(marker)}
+    torch.save(state, path)
+
+
+def _commands(trained, tmp_path, checkpoint):
+    images = trained["raw"] / "Dataset998_Synthetic" / "imagesTs"
+    return {
+        "predict": ["predict", "-i", str(images), "-o", str(tmp_path / "out"), "-d", "998", "-c", "3d_fullres",
+                    "-f", "0", "-device", "cpu", "-npp", "0", "-nps", "0", "--disable_tta"],
+        "export-bundle": ["export-bundle", "-d", "998", "-c", "3d_fullres", "-f", "0", "-o", str(tmp_path / "a.zip")],
+        "import-nnunet": ["import-nnunet", str(trained["fold"].parent), "-o", str(tmp_path / "b.zip")],
+        "pretrained": ["train", "998", "2d", "0", "-pretrained_weights", str(checkpoint), *ONE_EPOCH],
+    }
+
+
+@pytest.mark.parametrize("command", ["predict", "export-bundle", "import-nnunet", "pretrained"])
+def test_a_pickle_payload_in_a_checkpoint_never_runs(trained, tmp_path, capsys, command):
+    checkpoint = trained["fold"] / "checkpoint_final.pth"
+    _plant_checkpoint(checkpoint, trained["marker"])
+    assert main(_commands(trained, tmp_path, checkpoint)[command]) == 1
+    err = capsys.readouterr().err
+    assert str(checkpoint) in err and "refused" in err and len(err.strip().splitlines()) == 1
+    assert not trained["marker"].exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "export-bundle", "import-nnunet"])
+def test_random_bytes_as_a_checkpoint_give_one_line(trained, tmp_path, capsys, command):
+    checkpoint = trained["fold"] / "checkpoint_final.pth"
+    checkpoint.write_bytes(os.urandom(4096))
+    assert main(_commands(trained, tmp_path, checkpoint)[command]) == 1
+    err = capsys.readouterr().err
+    assert str(checkpoint) in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_dotted_name_in_a_recorded_network_or_in_plans_is_not_resolved(trained, tmp_path, capsys):
+    checkpoint = trained["fold"] / "checkpoint_final.pth"
+    state = torch.load(checkpoint, weights_only=True)
+    state["network_def"]["nonlin"] = "os.system"
+    state["network_def"]["nonlin_kwargs"] = {"command": f"touch {trained['marker']}"}
+    torch.save(state, checkpoint)
+    assert main(_commands(trained, tmp_path, checkpoint)["predict"]) == 1
+    assert "nonlin='os.system' is not an allowed operator" in capsys.readouterr().err
+    # the plans' architecture block (used for checkpoints that record no network) is data too
+    del state["network_def"]
+    torch.save(state, checkpoint)
+    plans_file = trained["fold"].parent / "plans.json"
+    plans = json.loads(plans_file.read_text())
+    arch = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
+    arch["nonlin"], arch["nonlin_kwargs"] = "os.system", {"command": f"touch {trained['marker']}"}
+    plans_file.write_text(json.dumps(plans))
+    assert main(_commands(trained, tmp_path, checkpoint)["import-nnunet"]) == 1
+    assert "os.system" in capsys.readouterr().err
+    assert not trained["marker"].exists()

@@ -46,13 +46,12 @@ class CaseAnalysis:
 
 
 def analyze_case(
-    case: CaseFiles, description: DatasetDescription, samples_per_case: int, deep_checks: bool = False
+    case: CaseFiles, description: DatasetDescription, samples_per_case: int
 ) -> CaseAnalysis:
     """Reads one training case, checks it and measures it. Never raises for a bad case: problems are returned.
 
     The stored values of floating-point NIfTI files are read too, to find NaN/inf, which ITK turns into 0 on
-    reading: such a case always fails (with or without ``deep_checks``, ``--verify_dataset_integrity``, which
-    decides only whether warnings fail too).
+    reading: such a case always fails (``--verify_dataset_integrity`` decides only whether warnings fail too).
     """
     result = CaseAnalysis(case.case_id)
     try:

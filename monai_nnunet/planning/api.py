@@ -77,7 +77,7 @@ def _analyze(raw: RawDataset, pool: WorkerPool, verify: bool) -> list[CaseAnalys
     per_case = samples_per_case(len(cases))
     analyses = []
     for _, analysis in pool.map(analyze_case, list(readable.values()), list(readable),
-                                desc="Reading and checking cases", extra_args=(raw.description, per_case, verify)):
+                                desc="Reading and checking cases", extra_args=(raw.description, per_case)):
         analyses.append(analysis)
         problems.extend(analysis.problems)
     errors = [p for p in problems if verify or p.severity == "error"]

@@ -22,6 +22,7 @@ import yaml
 
 from monai_nnunet.bundle import TEMPLATE_BUNDLE
 from monai_nnunet.bundle.metadata import build_metadata
+from monai_nnunet.networks.builder import default_network_class
 from monai_nnunet.networks.config import describe_arguments
 from monai_nnunet.networks.plans_architecture import read_architecture
 from monai_nnunet.utils.files import atomic_path, save_json
@@ -55,7 +56,8 @@ def replace_block(text: str, begin: str, end: str, content: Mapping[str, Any]) -
 
 
 def network_block(configuration, deep_supervision_id: str = "@deep_supervision") -> dict[str, Any]:
-    """``network_def`` for the plans' network: ``PlansDynUNet`` with the plans' ``arch_kwargs``.
+    """``network_def`` for the plans' network: ``PlansDynUNet`` (``ShallowPlainUNet`` below three stages) with the
+    plans' ``arch_kwargs``.
 
     Args:
         configuration: the plans configuration (``ConfigurationManager`` or dict).
@@ -66,7 +68,8 @@ def network_block(configuration, deep_supervision_id: str = "@deep_supervision")
                          "PlainConvUNet only: choose an architecture with -tr")
     kwargs = describe_arguments(plan.arch_kwargs)
     kwargs["strides"] = "@strides"
-    return {"network_def": {"_target_": "monai_nnunet.networks.PlansDynUNet", "input_channels": "@num_input_channels",
+    target = f"monai_nnunet.networks.{default_network_class(kwargs['n_stages']).__name__}"
+    return {"network_def": {"_target_": target, "input_channels": "@num_input_channels",
                             "num_classes": "@num_classes", "deep_supervision": deep_supervision_id, **kwargs}}
 
 

@@ -9,7 +9,7 @@
   checkpoints and exported bundles record it.
 """
 
-from monai_nnunet.networks.builder import build_network, set_deep_supervision
+from monai_nnunet.networks.builder import build_network, default_network_class, set_deep_supervision
 from monai_nnunet.networks.config import (
     NetworkConfigError,
     build_network_from_config,
@@ -25,6 +25,7 @@ from monai_nnunet.networks.nnunet_weights import (
 )
 from monai_nnunet.networks.plans_architecture import ArchitecturePlan, read_architecture
 from monai_nnunet.networks.plans_dynunet import PlansDynUNet
+from monai_nnunet.networks.shallow_unet import ShallowPlainUNet
 
 __all__ = [
     "ArchitecturePlan",
@@ -35,7 +36,9 @@ __all__ = [
     "DynamicKiUNet",
     "DynamicUIUNet",
     "PlansDynUNet",
+    "ShallowPlainUNet",
     "build_network",
+    "default_network_class",
     "init_weights_he",
     "load_nnunet_weights",
     "monai_to_nnunet_state_dict",

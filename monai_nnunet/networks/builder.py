@@ -16,8 +16,9 @@ import torch.nn as nn
 from monai_nnunet.networks.config import unwrap_network
 from monai_nnunet.networks.plans_architecture import read_architecture
 from monai_nnunet.networks.plans_dynunet import PlansDynUNet
+from monai_nnunet.networks.shallow_unet import ShallowPlainUNet
 
-__all__ = ["build_network", "set_deep_supervision"]
+__all__ = ["build_network", "default_network_class", "set_deep_supervision"]
 
 _RESERVED = ("input_channels", "num_classes", "deep_supervision")
 
@@ -64,7 +65,7 @@ def build_network(
                 f"the plans ask for {plan.network_class_name}; the default network builds nnU-Net's PlainConvUNet "
                 "only. Pass an architecture (e.g. through a TrainerConfig) for other plans."
             )
-        architecture = PlansDynUNet
+        architecture = default_network_class(plan.arch_kwargs["n_stages"])
     kwargs = {**plan.arch_kwargs, **extra}
     return architecture(
         input_channels=int(num_input_channels),
@@ -72,6 +73,13 @@ def build_network(
         deep_supervision=bool(deep_supervision),
         **kwargs,
     )
+
+
+def default_network_class(n_stages: int) -> type[nn.Module]:
+    """The plans' plain U-Net: MONAI's DynUNet (:class:`PlansDynUNet`) from three stages on, else
+    :class:`ShallowPlainUNet` (DynUNet needs at least one downsampling and one upsampling block besides the
+    bottleneck)."""
+    return PlansDynUNet if int(n_stages) >= 3 else ShallowPlainUNet
 
 
 def set_deep_supervision(network: nn.Module, enabled: bool) -> None:

@@ -110,3 +110,32 @@ def test_short_training_on_hippocampus(hippocampus_trained, hippocampus_preproce
     ref, ref_props = read_segmentation(HIPPOCAMPUS / "labelsTr" / f"{case}.nii.gz")
     assert pred.shape == ref.shape
     np.testing.assert_allclose(pred_props["affine"], ref_props["affine"], atol=1e-5)
+
+
+@pytest.mark.parametrize("spacing", ["2", "4"])
+def test_coarse_replans_train(hippocampus_preprocessed, tmp_path, monkeypatch, spacing):
+    """Re-planned at 2 mm (a 20x28x20 patch) and 4 mm (fewer than three stages, which nnU-Net trains and MONAI's
+    DynUNet cannot express: the plain U-Net is then ShallowPlainUNet), the Hippocampus plans train."""
+    import shutil
+
+    import torch
+
+    pre = tmp_path / "pre"
+    shutil.copytree(hippocampus_preprocessed, pre / "Dataset004_Hippocampus",
+                    ignore=shutil.ignore_patterns("nnUNetPlans_*"))
+    monkeypatch.setenv("nnUNet_raw", str(hippocampus_preprocessed.parent.parent / "raw"))
+    monkeypatch.setenv("nnUNet_preprocessed", str(pre))
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "res"))
+    name = f"nnUNetPlans_{spacing}mm"
+    assert main(["plan_experiment", "-d", "4", "-overwrite_target_spacing", spacing, spacing, spacing,
+                 "-overwrite_plans_name", name]) == 0
+    plans = json.loads((pre / "Dataset004_Hippocampus" / f"{name}.json").read_text())
+    n_stages = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["n_stages"]
+    assert main(["preprocess", "-d", "4", "-plans_name", name, "-c", "3d_fullres", "-np", "2"]) == 0
+    assert main(["train", "4", "3d_fullres", "0", "-p", name, "--epochs", "1", "--iterations_per_epoch",
+                 "2", "--val_every", "1", "-device", "cpu"]) == 0
+    fold = tmp_path / "res" / "Dataset004_Hippocampus" / f"nnUNetTrainer__{name}__3d_fullres" / "fold_0"
+    final = torch.load(fold / "checkpoint_final.pth", weights_only=True)
+    if spacing == "4":
+        assert n_stages < 3 and final["network_def"]["_target_"].endswith("ShallowPlainUNet")
+    assert (fold / "validation_raw" / "summary.json").is_file()

@@ -85,3 +85,21 @@ def test_a_dotted_name_in_a_recorded_network_or_in_plans_is_not_resolved(trained
     assert main(_commands(trained, tmp_path, checkpoint)["import-nnunet"]) == 1
     assert "os.system" in capsys.readouterr().err
     assert not trained["marker"].exists()
+
+
+def test_any_garbage_is_a_checkpoint_error(tmp_path):
+    """Random and truncated bytes fail in many ways inside torch's unpickler; every one is one CheckpointError."""
+    import random
+
+    from monai_nnunet.utils.checkpoints import CheckpointError, load_checkpoint
+
+    rng = random.Random(0)
+    valid = tmp_path / "valid.pth"
+    torch.save({"network_weights": {"w": torch.zeros(3)}}, valid)
+    payloads = [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 4096))) for _ in range(30)]
+    payloads += [valid.read_bytes()[:n] for n in (10, 100, 400)]
+    for i, payload in enumerate(payloads):
+        path = tmp_path / f"garbage_{i}.pth"
+        path.write_bytes(payload)
+        with pytest.raises(CheckpointError, match=str(path)):
+            load_checkpoint(path)

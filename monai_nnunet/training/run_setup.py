@@ -146,8 +146,10 @@ def prepare_run(dataset: int | str, configuration: str, fold: int | str, plans_i
         raise TrainingSetupError(str(e)) from e
     dataset_json = preprocessed_folder / "dataset.json"
     if not dataset_json.is_file():
-        raise TrainingSetupError(f"{dataset_json} does not exist: run nnUNetv2_extract_fingerprint and "
-                                 f"nnUNetv2_preprocess for {preprocessed_folder.name} first")
+        raise TrainingSetupError(f"{dataset_json} does not exist: the fingerprint and the cache of "
+                                 f"{preprocessed_folder.name} are missing; run nnUNetv2_extract_fingerprint -d {dataset} "
+                                 f"and nnUNetv2_preprocess -d {dataset} -plans_name {plans_identifier} -c "
+                                 f"{configuration} first")
     cache = preprocessed_folder / configuration_manager.data_identifier
     if not cache.is_dir():
         raise TrainingSetupError(f"{cache} does not exist: preprocess configuration {configuration} first "

@@ -119,16 +119,19 @@ def _with_kwargs(**changes):
         (_with_kwargs(norm_op="torch.nn.BatchNorm3d"), "instance normalisation"),
         (_with_kwargs(nonlin="torch.nn.GELU"), "LeakyReLU"),
         (_with_kwargs(dropout_op="torch.nn.Dropout3d", dropout_op_kwargs={"p": 0.2}), "dropout"),
-        (
-            _with_kwargs(n_stages=2, features_per_stage=[4, 8], kernel_sizes=[[3, 3, 3]] * 2,
-                         strides=[[1, 1, 1], [2, 2, 2]], n_conv_per_stage=[2, 2], n_conv_per_stage_decoder=[2]),
-            "at least 3 stages",
-        ),
     ],
 )
 def test_refuses_plans_it_cannot_express(config, message):
     with pytest.raises(ValueError, match=message):
         build_network(config, 1, 2)
+
+
+def test_dynunet_itself_needs_three_stages():
+    # build_network gives two-stage plans ShallowPlainUNet instead (tests/networks/test_shallow_unet.py)
+    config = _with_kwargs(n_stages=2, features_per_stage=[4, 8], kernel_sizes=[[3, 3, 3]] * 2,
+                          strides=[[1, 1, 1], [2, 2, 2]], n_conv_per_stage=[2, 2], n_conv_per_stage_decoder=[2])
+    with pytest.raises(ValueError, match="at least 3 stages"):
+        PlansDynUNet(input_channels=1, num_classes=2, **config["architecture"]["arch_kwargs"])
 
 
 def test_other_network_classes_need_an_explicit_architecture():

@@ -51,3 +51,23 @@ def test_written_files_honour_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == mode
+
+
+def test_the_fine_tuning_recipe_out_of_order_names_the_missing_steps(run_env, capsys):
+    from monai_nnunet.dataset.synthetic import make_synthetic_dataset
+
+    make_synthetic_dataset(run_env["raw"], dataset_id=995, name="Target", num_cases=4, shape=(16, 16, 16),
+                           num_test_cases=0)
+    try:
+        assert main(["move_plans_between_datasets", "-s", "998", "-t", "995", "-sp", "nnUNetPlans",
+                     "-tp", "nnUNetPlans_pretrained"]) == 0
+        assert main(["train", "995", "3d_fullres", "0", "-p", "nnUNetPlans_pretrained", *ONE_EPOCH]) == 1
+        err = capsys.readouterr().err
+        assert "nnUNetv2_extract_fingerprint -d 995" in err
+        assert "nnUNetv2_preprocess -d 995 -plans_name nnUNetPlans_pretrained -c 3d_fullres" in err
+        assert not (run_env["results"] / "Dataset995_Target").exists()
+    finally:  # the preprocessed root is shared by the session's tests
+        import shutil
+
+        shutil.rmtree(run_env["raw"] / "Dataset995_Target", ignore_errors=True)
+        shutil.rmtree(run_env["preprocessed"] / "Dataset995_Target", ignore_errors=True)

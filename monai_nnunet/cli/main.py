@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import re
 import sys
 from typing import Callable, Sequence
+
+from monai_nnunet.utils.errors import describe_error
 
 __all__ = ["COMMANDS", "main"]
 
@@ -62,37 +63,10 @@ def _run_command(name: str, argv: Sequence[str], prog: str) -> int:
     except (ValueError, OSError, LookupError, RuntimeError) as e:
         if os.environ.get("MONAI_NNUNET_DEBUG"):
             raise
-        print(f"{prog}: error: {_describe_error(e)}", file=sys.stderr)
+        where = f"rank {os.environ.get('RANK', '?')}: " if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else ""
+        print(f"{prog}: error: {where}{describe_error(e)}", file=sys.stderr)
         return 1
     return 0
-
-
-_CONFIG_WRAPPERS = ("Failed to instantiate component", "Failed to evaluate ConfigExpression")
-_COMPONENT = re.compile(r"Failed to instantiate component '([^']+)'")
-
-
-def _describe_error(error: BaseException) -> str:
-    """The error's message and the causes it wraps. MONAI's config parser wraps an error raised while it builds a
-    bundle component in lines of its own; those are left out, and the component is named instead."""
-    chain, seen = [], set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        chain.append(current)
-        # ``raise ... from None`` means the message is complete: its context is not a cause to report
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-    components = [m.group(1) for e in chain for m in [_COMPONENT.search(str(e))] if m]
-    lines: list[str] = []
-    for e in chain:
-        message = str(e).strip()
-        if not message or message.startswith(_CONFIG_WRAPPERS) or (lines and message in lines[-1]):
-            continue
-        lines.append(message if not lines else f"caused by {type(e).__name__}: {message}")
-    if not lines:
-        lines = [str(error)]
-    if components:
-        lines[0] += f" (building the bundle component {components[-1]})"
-    return "\n  ".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--npz", action="store_true", help="the final validation also saves probabilities (.npz)")
     parser.add_argument("--disable_checkpointing", action="store_true", help="write no checkpoint files")
     parser.add_argument("-device", default="cuda", choices=["cuda", "cpu", "mps"], help="training device (cuda)")
-    parser.add_argument("-num_gpus", type=positive_int, default=1, help="GPUs for DDP training (default 1)")
+    parser.add_argument("-num_gpus", type=positive_int, default=1,
+                        help="DDP over this many GPUs of this machine (default 1); for several machines start the "
+                             "command with torchrun instead")
     parser.add_argument("--epochs", type=positive_int, default=None, help="number of epochs (default 1000)")
     parser.add_argument("--iterations_per_epoch", type=positive_int, default=None, help="iterations per epoch (250)")
     parser.add_argument("--val_every", type=positive_int, default=None, help="epochs between case validations (50)")
@@ -38,16 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace) -> None:
     from monai_nnunet.training.execution import run_training
 
-    if args.num_gpus > 1:
-        from monai_nnunet.training.execution.ddp import run_ddp_training
-
-        run_ddp_training(args)
-        return
-    run_training(
-        args.dataset, args.configuration, args.fold, trainer=args.tr, plans=args.p, device=args.device,
-        continue_training=args.continue_training, pretrained_weights=args.pretrained_weights,
+    kwargs = dict(
+        dataset=args.dataset, configuration=args.configuration, fold=args.fold, trainer=args.tr, plans=args.p,
+        device=args.device, continue_training=args.continue_training, pretrained_weights=args.pretrained_weights,
         only_validation=args.val, validate_with_best=args.val_best, export_npz=args.npz, overwrite=args.overwrite,
         save_checkpoints=not args.disable_checkpointing, num_epochs=args.epochs,
         iterations_per_epoch=args.iterations_per_epoch, val_every=args.val_every, lr_schedule=args.lr_schedule,
         num_workers=args.num_workers,
     )
+    if args.num_gpus > 1:
+        from monai_nnunet.training.execution.ddp import run_ddp_training
+
+        run_ddp_training(args.num_gpus, **kwargs)
+        return
+    run_training(**kwargs)

@@ -14,16 +14,18 @@ from monai_nnunet.losses._utils import _resize_nearest
 __all__ = ["DeepSupervisionWrapper", "deep_supervision_weights"]
 
 
-def deep_supervision_weights(num_outputs: int) -> list[float]:
+def deep_supervision_weights(num_outputs: int, lowest_weight: float = 0.0) -> list[float]:
     """
     nnU-Net v2's deep-supervision weights: ``1 / 2**i`` for output ``i`` (highest resolution
-    first), the lowest resolution set to 0, normalised to sum 1.
+    first), the lowest resolution set to ``lowest_weight``, normalised to sum 1.
 
     For 3 outputs: ``[2/3, 1/3, 0]``; for 5: ``[0.5333, 0.2667, 0.1333, 0.0667, 0]``; a single
     output gets ``[1.0]``.
 
     Args:
         num_outputs: number of network outputs (>= 1).
+        lowest_weight: the lowest resolution's weight before normalising: 0 (nnU-Net), or nnU-Net's 1e-6 under DDP,
+            where every head must take part in the loss to receive a gradient.
 
     Returns:
         list of ``num_outputs`` floats.
@@ -35,8 +37,10 @@ def deep_supervision_weights(num_outputs: int) -> list[float]:
         raise ValueError(f"num_outputs must be a positive int, got {num_outputs!r}.")
     if num_outputs == 1:
         return [1.0]
+    if not 0.0 <= float(lowest_weight) < 1.0:
+        raise ValueError(f"lowest_weight must be in [0, 1), got {lowest_weight!r}.")
     weights = [1.0 / (2**i) for i in range(num_outputs)]
-    weights[-1] = 0.0
+    weights[-1] = float(lowest_weight)
     total = sum(weights)
     return [w / total for w in weights]
 
@@ -62,12 +66,15 @@ class DeepSupervisionWrapper(_Loss):
         value = loss([out_full, out_half, out_quarter], labels)  # labels at full resolution
     """
 
-    def __init__(self, loss: nn.Module, weight_factors: Sequence[float] | None = None) -> None:
+    def __init__(self, loss: nn.Module, weight_factors: Sequence[float] | None = None,
+                 lowest_weight: float = 0.0) -> None:
         """
         Args:
             loss: the loss to apply at each resolution, called as ``loss(input_i, target_i, **extras_i)``.
             weight_factors: one non-negative weight per output, at least one > 0; None (default)
                 is :func:`deep_supervision_weights` of the number of outputs.
+            lowest_weight: with the default weights, the lowest resolution's weight before normalising
+                (nnU-Net's 1e-6 under DDP, so its head gets a gradient; 0 otherwise).
 
         Raises:
             ValueError: when ``loss`` is not callable or ``weight_factors`` is empty, negative or all zero.
@@ -85,6 +92,8 @@ class DeepSupervisionWrapper(_Loss):
             self.weight_factors: tuple[float, ...] | None = weights
         else:
             self.weight_factors = None
+            deep_supervision_weights(2, lowest_weight)  # checks the value
+        self.lowest_weight = float(lowest_weight)
         self.loss = loss
 
     def forward(
@@ -118,7 +127,8 @@ class DeepSupervisionWrapper(_Loss):
         if not all(isinstance(x, torch.Tensor) and x.ndim >= 3 for x in input):
             raise ValueError("every entry of input must be a tensor (B, C, *spatial).")
         n = len(input)
-        weights = self.weight_factors if self.weight_factors is not None else tuple(deep_supervision_weights(n))
+        weights = self.weight_factors if self.weight_factors is not None else \
+            tuple(deep_supervision_weights(n, self.lowest_weight))
         if len(weights) != n:
             raise ValueError(f"weight_factors has {len(weights)} entries but input has {n} outputs.")
 

@@ -7,14 +7,20 @@ The functions here are the small public functions the run's ``train.yaml`` calls
 from monai_nnunet.planning.plans import PlansManager
 from monai_nnunet.training.checkpoints import find_resume_checkpoint, resume_iteration
 from monai_nnunet.training.configs import registered_loss
+from monai_nnunet.training.distributed import (
+    distributed_device,
+    init_distributed,
+    is_distributed,
+    rank,
+    rank_batch_share,
+    rank_share,
+    shutdown_distributed,
+)
 from monai_nnunet.training.engine import (
     NnUNetPrepareBatch,
     NnUNetSupervisedTrainer,
     full_resolution_output,
-    is_distributed,
     prepare_network,
-    rank,
-    rank_batch_share,
 )
 from monai_nnunet.training.final_validation import FinalValidation
 from monai_nnunet.training.lr_scheduler import PolyLRScheduler
@@ -35,9 +41,11 @@ __all__ = [
     "TrainingSetupError",
     "check_flags",
     "dice_improved",
+    "distributed_device",
     "find_resume_checkpoint",
     "fold_split",
     "full_resolution_output",
+    "init_distributed",
     "is_distributed",
     "nnUNetTrainer",
     "plans_configuration",
@@ -45,10 +53,12 @@ __all__ = [
     "prepare_run",
     "rank",
     "rank_batch_share",
+    "rank_share",
     "read_json",
     "registered_loss",
     "resolve_device",
     "resume_iteration",
+    "shutdown_distributed",
 ]
 
 

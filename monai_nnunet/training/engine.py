@@ -16,15 +16,23 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import PrepareBatch
 from torch import nn
 
 from monai_nnunet.data import apply_per_sample
+from monai_nnunet.training.distributed import (
+    DistributedSetupError,
+    is_distributed,
+    rank,
+    rank_batch_share,
+    split_batch,
+)
 
 __all__ = ["NnUNetPrepareBatch", "NnUNetSupervisedTrainer", "full_resolution_output", "is_distributed",
            "prepare_network", "rank", "rank_batch_share", "split_batch"]
+
+_UNUSED_PARAMETER_ERROR = "Expected to have finished reduction in the prior iteration"
 
 
 def _to(value: Any, device: torch.device | str | None, non_blocking: bool) -> Any:
@@ -75,6 +83,17 @@ class NnUNetSupervisedTrainer(SupervisedTrainer):
         self.loss_input_keys = tuple(loss_input_keys)
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict[str, Any]) -> dict:
+        try:
+            return self._step(engine, batchdata)
+        except RuntimeError as e:
+            if _UNUSED_PARAMETER_ERROR not in str(e):
+                raise
+            raise DistributedSetupError(
+                "under DDP a parameter of the network got no gradient in the previous step: set "
+                "ddp_find_unused_parameters: true in the run's train.yaml (or give every network output a non-zero "
+                "loss weight)") from None
+
+    def _step(self, engine: SupervisedTrainer, batchdata: dict[str, Any]) -> dict:
         extras = {k: _to(batchdata[k], engine.state.device, engine.non_blocking)
                   for k in self.loss_input_keys if isinstance(batchdata, Mapping) and k in batchdata}
         if not extras:
@@ -96,57 +115,21 @@ def full_resolution_output(output: Mapping[str, Any]) -> tuple[torch.Tensor, tor
     return pred, label
 
 
-def is_distributed() -> bool:
-    """Whether this process is one rank of an initialised process group with more than one rank."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def rank() -> int:
-    """This process's rank (0 without a process group)."""
-    return dist.get_rank() if is_distributed() else 0
-
-
-def split_batch(global_batch_size: int, oversample_foreground_percent: float, rank: int, world_size: int
-                ) -> tuple[int, float]:
-    """One rank's batch size and oversampling share, so the ranks together sample as one batch would (nnU-Net's
-    ``_set_batch_size_and_oversample``).
-
-    Raises:
-        ValueError: when the batch is smaller than the number of ranks.
-    """
-    if global_batch_size < world_size:
-        raise ValueError(f"batch size {global_batch_size} is smaller than the number of processes ({world_size})")
-    sizes = [global_batch_size // world_size] * world_size
-    sizes = [s + 1 if (s * world_size + i) < global_batch_size else s for i, s in enumerate(sizes)]
-    low = float(sum(sizes[:rank])) / global_batch_size
-    high = float(sum(sizes[: rank + 1])) / global_batch_size
-    if high < 1 - oversample_foreground_percent:
-        share = 0.0
-    elif low > 1 - oversample_foreground_percent:
-        share = 1.0
-    else:
-        share = 1 - (((1 - oversample_foreground_percent) - low) / (high - low))
-    return sizes[rank], float(share)
-
-
-def rank_batch_share(global_batch_size: int, oversample_foreground_percent: float) -> tuple[int, float]:
-    """This process's batch size and foreground-oversampling share: the whole batch in a single process,
-    :func:`split_batch` under DDP."""
-    if not is_distributed():
-        return int(global_batch_size), float(oversample_foreground_percent)
-    return split_batch(int(global_batch_size), float(oversample_foreground_percent), dist.get_rank(),
-                       dist.get_world_size())
-
-
-def prepare_network(network: nn.Module, device: str | torch.device) -> nn.Module:
+def prepare_network(network: nn.Module, device: str | torch.device, find_unused_parameters: bool = False
+                    ) -> nn.Module:
     """The network on ``device``; wrapped in ``DistributedDataParallel`` when a process group runs.
 
-    ``static_graph``: every iteration uses the same parameters (the lowest deep-supervision head has loss weight 0
-    and is never used, every iteration alike).
+    Args:
+        network: the network.
+        device: this rank's device.
+        find_unused_parameters: DDP's search for parameters without a gradient in a step (a little slower). Not
+            needed when every parameter takes part in the loss: the deep-supervision loss of the run gives the
+            lowest head nnU-Net's weight 1e-6 under DDP instead of 0 for that reason.
     """
     device = torch.device(device)
     network = network.to(device)
     if is_distributed():
         network = nn.parallel.DistributedDataParallel(
-            network, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
+            network, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=bool(find_unused_parameters))
     return network

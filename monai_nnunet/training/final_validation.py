@@ -16,7 +16,7 @@ from monai_nnunet.evaluation import evaluate_folder
 from monai_nnunet.inference import Predictor, iter_preprocessed_cases, predict_cases_to_folder
 from monai_nnunet.networks.config import unwrap_network
 from monai_nnunet.planning.plans import PlansManager
-from monai_nnunet.training.engine import rank
+from monai_nnunet.training.distributed import rank
 from monai_nnunet.training.handlers.training_log import log_line
 from monai_nnunet.utils.checkpoints import load_checkpoint
 from monai_nnunet.utils.parallel import default_num_processes

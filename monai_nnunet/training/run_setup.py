@@ -18,6 +18,7 @@ from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
 from monai_nnunet.preprocessing.cache import cache_mismatch, case_ids_in_cache
 from monai_nnunet.training.configs.registry import DEFAULT_TRAINER, trainer_output_folder_name
 from monai_nnunet.utils.devices import resolve_device
+from monai_nnunet.training.distributed import rank
 from monai_nnunet.utils.files import save_json
 
 __all__ = ["RunSetup", "TrainingSetupError", "check_flags", "fold_split", "parse_fold", "prepare_run",
@@ -73,8 +74,9 @@ def fold_split(dataset_dir: str | os.PathLike, cache_dir: str | os.PathLike, fol
     if split_file.is_file():
         splits = load_splits(split_file, all_ids)
     else:
-        splits = generate_crossval_split(all_ids)
-        save_json(splits, split_file)
+        splits = generate_crossval_split(all_ids)  # the same on every rank; global rank 0 writes it
+        if rank() == 0:
+            save_json(splits, split_file)
     if fold >= len(splits):
         raise TrainingSetupError(f"fold {fold} does not exist: {split_file} has {len(splits)} folds")
     return {"train": list(splits[fold]["train"]), "val": list(splits[fold]["val"])}

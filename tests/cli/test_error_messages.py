@@ -3,7 +3,7 @@ the component named, without the parser's wrapper lines."""
 
 from monai.bundle import ConfigParser
 
-from monai_nnunet.cli.main import _describe_error
+from monai_nnunet.utils.errors import describe_error
 
 
 def test_config_parser_wrappers_are_left_out():
@@ -15,7 +15,7 @@ def test_config_parser_wrappers_are_left_out():
     try:
         parser.get_parsed_content("network_def")
     except Exception as e:  # MONAI wraps the ValueError of the network in a RuntimeError of its own
-        message = _describe_error(e)
+        message = describe_error(e)
     else:
         raise AssertionError("the bad pool_type was accepted")
     assert message.startswith("pool_type must be one of")

@@ -1,5 +1,5 @@
 """Training together with prediction and transfer: the final validation equals nnUNetv2_predict on the same cases,
-fine-tuning from pretrained weights with moved plans, augmentation on the training device, DDP."""
+fine-tuning from pretrained weights with moved plans, augmentation on the training device (DDP: test_ddp.py)."""
 
 import json
 import shutil
@@ -94,13 +94,3 @@ def test_augmentation_on_the_training_device(run_env):
     log = (fold_folder(run_env["results"], trainer="gpu_augmentation_test") / "training_log.txt").read_text()
     losses = [float(line.split("train_loss ")[1].split()[0]) for line in log.splitlines() if "train_loss" in line]
     assert len(losses) == 1 and np.isfinite(losses[0])
-
-
-@pytest.mark.slow
-def test_ddp_over_two_processes(run_env):
-    """-num_gpus 2 with -device cpu: two gloo processes share the batch; rank 0 writes everything."""
-    assert main(["train", "998", "3d_fullres", "0", "-num_gpus", "2", *ONE_EPOCH]) == 0
-    folder = fold_folder(run_env["results"])
-    assert "DDP over 2 processes" in (folder / "training_log.txt").read_text()
-    final = torch.load(folder / "checkpoint_final.pth", weights_only=True)
-    assert final["epoch"] == 1 and not any(k.startswith("module.") for k in final["network_weights"])

@@ -1,31 +1,26 @@
-"""Multi-GPU training with PyTorch DDP: ``nnUNetv2_train ... -num_gpus N`` spawns one process per GPU (NCCL; gloo on
-the CPU), or the run is started by ``torchrun`` (``WORLD_SIZE``/``RANK`` set), e.g. through the bundle's
-``configs/multi_gpu_train.yaml``. Every rank trains on its share of the global batch (nnU-Net's split of the batch
-and of the foreground oversampling); rank 0 writes logs, checkpoints and the final validation."""
+"""``nnUNetv2_train ... -num_gpus N``: starts N processes on this machine with torchrun's environment, so the run
+is the same as ``torchrun --standalone --nproc_per_node N -m monai_nnunet train ...`` (each process joins the
+process group in :func:`~monai_nnunet.training.distributed.init_distributed`). A rank that fails ends the run: the
+other processes are stopped and the failing rank's message is raised here."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
+from typing import Any
 
 import torch
-import torch.distributed as dist
+import torch.multiprocessing as mp
 
-from monai_nnunet.training.engine import is_distributed, split_batch
+from monai_nnunet.training.distributed import launched_world_size
+from monai_nnunet.training.execution.run_training import run_training
+from monai_nnunet.utils.errors import describe_error
 
-__all__ = ["distributed_context", "rank_batch_share", "run_ddp_training"]
-
-
-def distributed_context() -> tuple[bool, int, int]:
-    """``(is_distributed, rank, world_size)`` of the current process."""
-    if is_distributed():
-        return True, dist.get_rank(), dist.get_world_size()
-    return False, 0, 1
+__all__ = ["DistributedRunError", "run_ddp_training"]
 
 
-#: a rank's batch size and oversampling share (nnU-Net's ``_set_batch_size_and_oversample``)
-rank_batch_share = split_batch
+class DistributedRunError(RuntimeError):
+    """A rank of a multi-process run failed; the run was ended."""
 
 
 def _free_port() -> int:
@@ -34,38 +29,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world_size: int, port: int, args: argparse.Namespace) -> None:
-    from monai_nnunet.training.execution.run_training import run_training
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
-                      LOCAL_RANK=str(rank))
-    use_cuda = args.device == "cuda"
-    if use_cuda:
-        torch.cuda.set_device(rank)
-    dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world_size)
+def _worker(local_rank: int, world_size: int, port: int, errors, training_kwargs: dict[str, Any]) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(local_rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(local_rank), LOCAL_WORLD_SIZE=str(world_size))
     try:
-        run_training(
-            args.dataset, args.configuration, args.fold, trainer=args.tr, plans=args.p,
-            device=f"cuda:{rank}" if use_cuda else "cpu", continue_training=args.continue_training,
-            pretrained_weights=args.pretrained_weights, only_validation=args.val, validate_with_best=args.val_best,
-            export_npz=args.npz, overwrite=args.overwrite, save_checkpoints=not args.disable_checkpointing,
-            num_epochs=args.epochs,
-            iterations_per_epoch=args.iterations_per_epoch, val_every=args.val_every, lr_schedule=args.lr_schedule,
-            num_workers=args.num_workers,
-        )
-    finally:
-        dist.destroy_process_group()
+        run_training(**training_kwargs)
+    except BaseException as e:
+        errors.put((local_rank, describe_error(e)))
+        raise
 
 
-def run_ddp_training(args: argparse.Namespace) -> None:
-    """Spawns ``args.num_gpus`` ranks on this machine and trains with DDP.
+def run_ddp_training(num_processes: int, **training_kwargs: Any) -> None:
+    """Trains one run over ``num_processes`` ranks on this machine (one per GPU; gloo processes with
+    ``device="cpu"``).
+
+    Args:
+        num_processes: the number of ranks (``-num_gpus``).
+        training_kwargs: the arguments of :func:`~monai_nnunet.training.execution.run_training`.
 
     Raises:
-        ValueError: when more GPUs are requested than are visible.
+        ValueError: more GPUs requested than visible, ``mps``, or ``-num_gpus`` inside a torchrun launch.
+        DistributedRunError: a rank failed (with its message); the others were stopped.
     """
-    world_size = int(args.num_gpus)
-    if args.device == "cuda" and torch.cuda.device_count() < world_size:
+    world_size = int(num_processes)
+    device = str(training_kwargs.get("device", "cuda"))
+    if launched_world_size() > 1:
+        raise ValueError("-num_gpus N under torchrun: torchrun has started the processes already; leave -num_gpus "
+                         "out (torchrun's --nproc_per_node sets their number)")
+    if device.startswith("cuda") and torch.cuda.device_count() < world_size:
         raise ValueError(f"-num_gpus {world_size} but only {torch.cuda.device_count()} CUDA device(s) are visible")
-    if args.device == "mps":
+    if device == "mps":
         raise ValueError("-num_gpus > 1 needs -device cuda (or cpu for testing), not mps")
-    torch.multiprocessing.spawn(_worker, args=(world_size, _free_port(), args), nprocs=world_size, join=True)
+    errors = mp.get_context("spawn").SimpleQueue()
+    try:
+        mp.spawn(_worker, args=(world_size, _free_port(), errors, training_kwargs), nprocs=world_size, join=True)
+    except (mp.ProcessRaisedException, mp.ProcessExitedException) as e:
+        failed = errors.get() if not errors.empty() else (getattr(e, "error_index", "?"), str(e).strip())
+        raise DistributedRunError(f"rank {failed[0]} of {world_size} failed, the run was ended: {failed[1]}") from None

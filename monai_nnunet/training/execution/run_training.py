@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from monai_nnunet.training.configs import TrainerConfig, resolve_trainer
+from monai_nnunet.training.distributed import init_distributed, shutdown_distributed
 
 __all__ = ["build_trainer", "run_training"]
 
@@ -37,7 +38,8 @@ def run_training(dataset: int | str, configuration: str, fold: int | str, traine
                  plans: str = "nnUNetPlans", device: str = "cuda", continue_training: bool = False,
                  pretrained_weights: str | os.PathLike | None = None, only_validation: bool = False,
                  validate_with_best: bool = False, **kwargs: Any):
-    """Trains one fold (or only runs its final validation).
+    """Trains one fold (or only runs its final validation); as one rank of a multi-process run when torchrun (or
+    ``-num_gpus``) started this process.
 
     Raises:
         ValueError: for contradictory options (``-c`` with ``-pretrained_weights`` or ``--val``).
@@ -49,10 +51,17 @@ def run_training(dataset: int | str, configuration: str, fold: int | str, traine
         raise ValueError("-c (continue training) and --val cannot be combined: --val only validates a finished run")
     if validate_with_best and not only_validation:
         raise ValueError("--val_best only applies together with --val")
-    trainer_obj = build_trainer(dataset, configuration, fold, trainer, plans, device,
-                                continue_training=continue_training, pretrained_weights=pretrained_weights, **kwargs)
-    if only_validation:
-        trainer_obj.validate_only(use_best=validate_with_best)
-    else:
-        trainer_obj.run_training()
+    # started by torchrun or -num_gpus (WORLD_SIZE > 1): this process is one rank of one run
+    distributed = init_distributed(device)
+    try:
+        trainer_obj = build_trainer(dataset, configuration, fold, trainer, plans, device,
+                                    continue_training=continue_training, pretrained_weights=pretrained_weights,
+                                    **kwargs)
+        if only_validation:
+            trainer_obj.validate_only(use_best=validate_with_best)
+        else:
+            trainer_obj.run_training()
+    finally:
+        if distributed:
+            shutdown_distributed()
     return trainer_obj

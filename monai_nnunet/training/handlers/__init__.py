@@ -3,6 +3,7 @@
 
 from monai_nnunet.training.handlers.checkpoint_loader import NnUNetCheckpointLoader
 from monai_nnunet.training.handlers.checkpoint_saver import NnUNetCheckpointSaver, training_checkpoint
+from monai_nnunet.training.handlers.ddp_consistency import RanksDivergedError, WeightsConsistencyCheck
 from monai_nnunet.training.handlers.debug_info import DebugInfoWriter
 from monai_nnunet.training.handlers.gradient_clipping import GradientClipping
 from monai_nnunet.training.handlers.pretrained_weights import PretrainedWeightsLoader
@@ -20,8 +21,10 @@ __all__ = [
     "PreemptionHandler",
     "PretrainedWeightsLoader",
     "ProgressPlotHandler",
+    "RanksDivergedError",
     "TrainingLogHandler",
     "TrainingPreempted",
+    "WeightsConsistencyCheck",
     "log_line",
     "training_checkpoint",
 ]

@@ -12,7 +12,7 @@ from ignite.engine import Engine, Events
 
 from monai_nnunet.networks.config import network_config, unwrap_network
 from monai_nnunet.training.checkpoints import CHECKPOINT_KEYS
-from monai_nnunet.training.engine import rank
+from monai_nnunet.training.distributed import rank
 from monai_nnunet.utils.checkpoints import save_checkpoint
 from monai_nnunet.utils.files import to_jsonable
 

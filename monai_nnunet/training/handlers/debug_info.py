@@ -15,7 +15,7 @@ from ignite.engine import Engine, Events
 
 from monai_nnunet import __version__
 from monai_nnunet.networks.config import network_config, unwrap_network
-from monai_nnunet.training.engine import rank
+from monai_nnunet.training.distributed import rank
 from monai_nnunet.utils.files import save_json, to_jsonable
 
 __all__ = ["DebugInfoWriter", "library_versions"]

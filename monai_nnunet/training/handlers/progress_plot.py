@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ignite.engine import Engine, Events
 
-from monai_nnunet.training.engine import rank
+from monai_nnunet.training.distributed import rank
 from monai_nnunet.training.logging.progress_plot import plot_progress
 
 __all__ = ["ProgressPlotHandler"]

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from ignite.engine import Engine, Events
 
-from monai_nnunet.training.engine import is_distributed, rank
+from monai_nnunet.training.distributed import is_distributed, mean_over_ranks, rank
 from monai_nnunet.training.logging.training_log import EpochProgress, TrainingLog, append_line
 from monai_nnunet.training.runtime_utils import memory_in_use_mb, reset_peak_memory
 
@@ -41,10 +41,13 @@ class TrainingLogHandler:
         class_names: names of the foreground classes, as in dataset.json.
         title: what the run is, for the first line (e.g. ``"nnUNetTrainer on Dataset004_Hippocampus 3d_fullres fold 0"``).
         val_loss_metric: name of the patch evaluator's loss metric.
+        batch_size: the run's batch (the plans'); under DDP each rank trains on its share.
     """
 
     def __init__(self, log_file: str | os.PathLike | None, patch_evaluator=None, case_evaluator=None,
-                 class_names: Sequence[str] = (), title: str = "training", val_loss_metric: str = "val_loss") -> None:
+                 class_names: Sequence[str] = (), title: str = "training", val_loss_metric: str = "val_loss",
+                 batch_size: int | None = None) -> None:
+        self.batch_size = batch_size
         self.log_file = None if log_file is None else Path(log_file)
         self.patch_evaluator = patch_evaluator
         self.case_evaluator = case_evaluator
@@ -65,11 +68,14 @@ class TrainingLogHandler:
 
     def started(self, engine: Engine) -> None:
         if engine.state.epoch == 0:  # a resumed run has said so already
-            batch = getattr(engine.data_loader, "dataset", None)
-            size = getattr(batch, "batch_size", None)
+            stream = getattr(engine.data_loader, "dataset", None)
+            share = getattr(stream, "batch_size", None)
+            size = self.batch_size or share
+            batch = f", batch {size}" if size else ""
+            if is_distributed():
+                batch += f" ({share} on rank 0)" if share else ""
             log_line(self.log_file, f"training {self.title}: {engine.state.max_epochs} epochs x "
-                                    f"{engine.state.epoch_length} iterations" + (f", batch {size}" if size else "")
-                     + f", device {engine.state.device}"
+                                    f"{engine.state.epoch_length} iterations{batch}, device {engine.state.device}"
                      + (f", DDP over {dist.get_world_size()} processes" if is_distributed() else ""))
 
     def epoch_started(self, engine: Engine) -> None:
@@ -103,6 +109,7 @@ class TrainingLogHandler:
         log: TrainingLog = engine.state.training_log
         progress: EpochProgress = engine.state.epoch_progress
         train_loss = float(progress.loss_sum) / progress.iterations if progress.iterations else float("nan")
+        train_loss = mean_over_ranks(train_loss)  # every rank calls it; rank 0 logs the run's mean
         val_loss = float("nan")
         if self._ran_this_epoch(self.patch_evaluator, engine):
             val_loss = float(self.patch_evaluator.state.metrics.get(self.val_loss_metric, float("nan")))

@@ -40,3 +40,14 @@ class PolyLRScheduler(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [self.lr_at(max(self.last_epoch, 0)) for _ in self.optimizer.param_groups]
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restores the position (the steps taken) only: the schedule is the run's own, so a run resumed with more
+        epochs decays over the new length, as nnU-Net's; the optimizer gets the rate of that position."""
+        own = {"initial_lr": self.initial_lr, "max_steps": self.max_steps, "exponent": self.exponent}
+        super().load_state_dict(state_dict)
+        self.__dict__.update(own)
+        rate = self.lr_at(max(self.last_epoch, 0))
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        self._last_lr = [rate for _ in self.optimizer.param_groups]

@@ -43,6 +43,7 @@ from monai_nnunet.training.configs import (
     trainer_output_folder_name,
 )
 from monai_nnunet.training.configs.overrides import qualified_name
+from monai_nnunet.training.distributed import barrier, rank
 from monai_nnunet.training.lr_scheduler import PolyLRScheduler
 from monai_nnunet.training.run_setup import RunSetup, TrainingSetupError, prepare_run
 from monai_nnunet.training.trainer.settings import SETTING_ALIASES, TrainingSettings, resolve_settings
@@ -217,11 +218,15 @@ class nnUNetTrainer:
         return compose_train_yaml(self.run_parameters(), network_block(self.setup.configuration),
                                   self.bundle_sections())
 
-    def _workflow(self, config_files: list[str], **overrides: Any) -> ConfigWorkflow:
+    def _workflow(self, config_files: list[str], draft: bool = False, **overrides: Any) -> ConfigWorkflow:
         extra = {"nnunet_trainer": self} if type(self) is not nnUNetTrainer else {}
         meta = Path(config_files[0]).parent / "metadata.json"
-        if not meta.is_file():
+        if draft:  # this process's own folder
             save_json(build_metadata(self.setup.dataset.raw, self.configuration_name), meta)
+        else:  # the fold's folder: under DDP rank 0 writes, the other ranks read it
+            if not meta.is_file() and rank() == 0:
+                save_json(build_metadata(self.setup.dataset.raw, self.configuration_name), meta)
+            barrier()
         # logging_file=False: the process keeps its own logging; MONAI warns that it skips its file, every run
         workflows_logger = logging.getLogger("monai.bundle.workflows")
         level = workflows_logger.level
@@ -241,7 +246,7 @@ class nnUNetTrainer:
         with tempfile.TemporaryDirectory() as tmp:
             draft = Path(tmp) / "train.yaml"
             draft.write_text(text)
-            workflow = self._workflow([str(draft)], **overrides)
+            workflow = self._workflow([str(draft)], draft=True, **overrides)
             workflow.parser.get_parsed_content(build)
         return workflow
 
@@ -280,7 +285,9 @@ class nnUNetTrainer:
             return self.workflow
         self._check_pretrained_weights()
         if self.continue_training and self._existing_bundle():
-            record_overrides(self.output_folder, self._changed_settings())
+            if rank() == 0:  # the only writer under DDP
+                record_overrides(self.output_folder, self._changed_settings())
+            barrier()
             self.workflow = self._workflow(run_config_files(self.output_folder), resume=True, device=str(self.device))
             self.workflow.parser.get_parsed_content("train#trainer")
             return self.workflow
@@ -288,9 +295,10 @@ class nnUNetTrainer:
         text = self.train_yaml()
         # every component builds before anything is written
         workflow = self._draft_workflow(text, "train#trainer", resume=self.continue_training)
-        write_training_bundle(self.output_folder, text, self.setup.dataset.raw, self.configuration_name)
-        save_json(self.setup.plans.plans, self.output_folder.parent / "plans.json")
-        save_json(self.setup.dataset.raw, self.output_folder.parent / "dataset.json")
+        if rank() == 0:  # the only writer under DDP
+            write_training_bundle(self.output_folder, text, self.setup.dataset.raw, self.configuration_name)
+            save_json(self.setup.plans.plans, self.output_folder.parent / "plans.json")
+            save_json(self.setup.dataset.raw, self.output_folder.parent / "dataset.json")
         self.workflow = workflow
         return workflow
 

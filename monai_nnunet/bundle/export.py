@@ -4,8 +4,9 @@ nnU-Net v2 itself (``monai-nnunet import-nnunet``).
 The zip holds one top-level folder (MONAI's convention): ``configs/`` (``inference.yaml`` and the same as
 ``inference.json`` for ``monai.bundle.load``, ``evaluate.yaml``, ``metadata.json`` with the validation Dice,
 ``logging.conf``, ``plans.json``, ``dataset.json``), ``models/model.pt`` (the first fold's state dict) and
-``models/model_fold_N.pt`` (further folds, averaged at inference), optionally ``models/model.ts``, ``docs/README.md``
-with the validation Dice per class, and ``LICENSE``.
+``models/model_fold_N.pt`` (further folds, averaged at inference), optionally ``models/model.ts`` (TorchScript) and
+``models/*.onnx`` with ``configs/inference_onnx.yaml``, ``docs/README.md`` (the model zoo's sections, filled from the
+run) and ``LICENSE``. ``network_def`` of ``inference.yaml`` returns the full-resolution logits as one tensor.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import yaml
 
 from monai_nnunet.bundle import TEMPLATE_BUNDLE
 from monai_nnunet.bundle.metadata import build_metadata
+from monai_nnunet.bundle.readme import bundle_readme
 from monai_nnunet.utils.files import atomic_path, load_json, save_json
 
 __all__ = ["BundleExportError", "export_bundle", "import_nnunet", "write_bundle_zip"]
@@ -45,8 +47,10 @@ def _model_parameters(model, folds: Sequence) -> dict:
         "trainer_name": model.trainer_name,
         "model_files": [f"$@bundle_root + '/{_model_file(i, f)}'" for i, f in enumerate(folds)],
         "mirror_axes": list(model.mirror_axes),
-        # the run's own network: its class and arguments, as the checkpoint recorded them
-        "network_def": dict(model.network_def) if model.network_def is not None else {
+        # the run's own network (its class and arguments, as the checkpoint recorded them) in its inference form:
+        # the full-resolution logits as one tensor, TorchScript-compatible (the model zoo's ckpt_export)
+        "network_def": {"_target_": "monai_nnunet.networks.full_resolution_network",
+                        "network": dict(model.network_def)} if model.network_def is not None else {
             "_target_": "monai_nnunet.bundle.inference.network_from_configuration",
             "configuration": configuration,
             "num_input_channels": model.dataset.num_channels,
@@ -75,30 +79,19 @@ def _validation_results(model_folder: Path | None, folds: Sequence) -> dict:
     return results
 
 
-def _readme(model, folds: Sequence, validation: dict, source: str) -> str:
-    text = (TEMPLATE_BUNDLE / "docs" / "README.md").read_text()
-    names = {str(v): k for k, v in model.dataset.labels.items() if not isinstance(v, tuple)}
-    lines = ["", "## This model", "",
-             f"- dataset: {model.plans.dataset_name}; configuration `{model.configuration_name}`; trainer "
-             f"`{model.trainer_name}`; folds {', '.join(str(f) for f in folds)} ({source})",
-             f"- patch size {model.configuration.patch_size}, spacing {model.configuration.spacing}, "
-             f"test-time mirroring on axes {list(model.mirror_axes)}", ""]
-    if validation:
-        lines += ["## Validation Dice (final validation of each fold, original geometry)", "",
-                  "| fold | cases | " + " | ".join(names.get(k, k) for k in next(iter(validation.values()))["per_class"])
-                  + " | mean |",
-                  "| --- | --- | " + " | ".join("---" for _ in next(iter(validation.values()))["per_class"]) + " | --- |"]
-        for fold, r in validation.items():
-            lines.append(f"| {fold} | {r['cases']} | " + " | ".join(f"{v:.4f}" for v in r["per_class"].values())
-                         + f" | {r['mean']:.4f} |")
-    else:
-        lines += ["No validation results were found next to the checkpoints.", ""]
-    return text + "\n".join(lines) + "\n"
-
-
 def write_bundle_zip(model, folds: Sequence, output_zip: str | os.PathLike, validation: dict | None = None,
-                     torchscript: bool = False, source: str = "trained with monai-nnunet") -> Path:
+                     torchscript: bool = False, source: str = "trained with monai-nnunet", onnx: bool = False
+                     ) -> Path:
     """Writes the bundle zip of ``model`` (a ``monai_nnunet.inference.TrainedModel``) atomically.
+
+    Args:
+        model: the trained model (plans, dataset, networks of the folds).
+        folds: the folds, in the order of ``model.networks``.
+        output_zip: the ``.zip`` to write.
+        validation: per fold, the final validation's Dice (for the metadata and README).
+        torchscript: also ``models/model.ts`` (``network_def`` scripted).
+        source: how the model was trained, for the README.
+        onnx: also ``models/*.onnx`` and ``configs/inference_onnx.yaml``.
 
     Returns:
         The zip file.
@@ -124,12 +117,16 @@ def write_bundle_zip(model, folds: Sequence, output_zip: str | os.PathLike, vali
         if validation:
             means = [r["mean"] for r in validation.values()]
             metrics["val_mean_dice"] = sum(means) / len(means)
-        save_json(build_metadata(model.dataset.raw, model.configuration_name, metrics), root / "configs" / "metadata.json")
+        save_json(build_metadata(model.dataset.raw, model.configuration_name, metrics, configuration=model.configuration),
+                  root / "configs" / "metadata.json")
         for i, (fold, network) in enumerate(zip(folds, model.networks)):
             torch.save(network.state_dict(), root / _model_file(i, fold))
         if torchscript:
-            _export_torchscript(root, model)
-        (root / "docs" / "README.md").write_text(_readme(model, folds, validation, source))
+            _export_torchscript(root)
+        if onnx:
+            _export_onnx(root, model, folds)
+        (root / "docs" / "README.md").write_text(bundle_readme(model, folds, validation, source, name,
+                                                               torchscript=torchscript, onnx=onnx))
         shutil.copyfile(TEMPLATE_BUNDLE / "LICENSE", root / "LICENSE")
         with atomic_path(output_zip) as tmp_zip:
             with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as z:
@@ -139,27 +136,44 @@ def write_bundle_zip(model, folds: Sequence, output_zip: str | os.PathLike, vali
     return output_zip
 
 
-def _export_torchscript(root: Path, model) -> None:
-    """``models/model.ts`` of the first fold, traced (MONAI's ``ckpt_export``) at the patch size."""
+def _export_torchscript(root: Path) -> None:
+    """``models/model.ts`` of the first fold: ``network_def`` scripted by MONAI's ``ckpt_export``, as the model zoo's
+    CI does it."""
     from monai.bundle import ckpt_export
 
-    patch = model.configuration.patch_size
-    shape = [1, model.dataset.num_channels, *patch]
-    cwd = os.getcwd()
     try:
-        os.chdir(root)
-        ckpt_export(net_id="network_def", filepath="models/model.ts", ckpt_file="models/model.pt",
-                    meta_file="configs/metadata.json", config_file="configs/inference.json", use_trace=True,
-                    input_shape=shape, converter_kwargs={"check_trace": False})
+        ckpt_export(net_id="network_def", filepath=str(root / "models" / "model.ts"),
+                    ckpt_file=str(root / "models" / "model.pt"), meta_file=str(root / "configs" / "metadata.json"),
+                    config_file=str(root / "configs" / "inference.json"), bundle_root=str(root))
     except Exception as e:
         raise BundleExportError(f"TorchScript export of the network failed ({type(e).__name__}: {e}); export "
-                                f"without --torchscript") from e
-    finally:
-        os.chdir(cwd)
+                                f"without --torchscript") from None
+
+
+def _export_onnx(root: Path, model, folds: Sequence) -> None:
+    """``models/model.onnx`` (and ``model_fold_N.onnx``): each fold's ``network_def`` exported by MONAI's
+    ``onnx_export`` at the patch size, the batch axis dynamic; ``configs/inference_onnx.yaml`` runs them."""
+    from monai.bundle import onnx_export
+
+    shape = [1, model.dataset.num_channels, *model.configuration.patch_size]
+    for i, fold in enumerate(folds):
+        weights = root / _model_file(i, fold)
+        try:
+            onnx_export(net_id="network_def", filepath=str(weights.with_suffix(".onnx")), ckpt_file=str(weights),
+                        meta_file=str(root / "configs" / "metadata.json"),
+                        config_file=str(root / "configs" / "inference.json"), bundle_root=str(root),
+                        input_shape=shape, converter_kwargs={
+                            "input_names": ["image"], "output_names": ["logits"],
+                            "dynamic_axes": {"image": {0: "batch"}, "logits": {0: "batch"}}})
+        except Exception as e:
+            raise BundleExportError(f"ONNX export of fold {fold} failed ({type(e).__name__}: {e}); it needs "
+                                    f"pip install 'monai-nnunet[onnx]'") from None
+    shutil.copyfile(TEMPLATE_BUNDLE / "configs" / "inference_onnx.yaml", root / "configs" / "inference_onnx.yaml")
 
 
 def export_bundle(model_folder: str | os.PathLike, output_zip: str | os.PathLike, folds: Sequence = (0,),
-                  checkpoint_name: str = "checkpoint_final.pth", torchscript: bool = False) -> Path:
+                  checkpoint_name: str = "checkpoint_final.pth", torchscript: bool = False, onnx: bool = False
+                  ) -> Path:
     """Exports trained folds of ``model_folder`` (``$nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIG``).
 
     Raises:
@@ -169,11 +183,13 @@ def export_bundle(model_folder: str | os.PathLike, output_zip: str | os.PathLike
 
     folds = parse_folds(folds)
     model = load_trained_model(model_folder, folds, checkpoint_name)
-    return write_bundle_zip(model, folds, output_zip, _validation_results(Path(model_folder), folds), torchscript)
+    return write_bundle_zip(model, folds, output_zip, _validation_results(Path(model_folder), folds), torchscript,
+                            onnx=onnx)
 
 
 def import_nnunet(results_folder: str | os.PathLike, output_zip: str | os.PathLike, folds: Sequence | None = None,
-                  checkpoint_name: str = "checkpoint_final.pth", torchscript: bool = False) -> Path:
+                  checkpoint_name: str = "checkpoint_final.pth", torchscript: bool = False, onnx: bool = False
+                  ) -> Path:
     """Turns a model trained by nnU-Net v2 (its ``plans.json``, ``dataset.json``, ``fold_N/checkpoint_final.pth``
     with PlainConvUNet weights) into the same bundle zip; the weights are mapped onto our network.
 
@@ -195,4 +211,4 @@ def import_nnunet(results_folder: str | os.PathLike, output_zip: str | os.PathLi
     folds = parse_folds(folds)
     model = load_trained_model(results_folder, folds, checkpoint_name)
     return write_bundle_zip(model, folds, output_zip, _validation_results(results_folder, folds), torchscript,
-                            source="trained with nnU-Net v2, imported by monai-nnunet")
+                            source="trained with nnU-Net v2, imported by monai-nnunet", onnx=onnx)

@@ -1,5 +1,5 @@
 """``monai-nnunet export-bundle -d 4 -c 3d_fullres -f 0 [1 ...] [-tr NAME] [-p PLANS] [--checkpoint final|best]
--o MODEL.zip [--torchscript]``"""
+-o MODEL.zip [--torchscript] [--onnx]``"""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", default="nnUNetPlans", help="plans identifier")
     parser.add_argument("--checkpoint", choices=["final", "best"], default="final", help="which checkpoint (final)")
     parser.add_argument("-o", "--output", required=True, help="the bundle zip to write")
-    parser.add_argument("--torchscript", action="store_true", help="also write models/model.ts (traced)")
+    parser.add_argument("--torchscript", action="store_true", help="also write models/model.ts (network_def scripted)")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also write models/*.onnx and configs/inference_onnx.yaml (ONNX Runtime; needs "
+                             "monai-nnunet[onnx])")
 
 
 def run_cli(args: argparse.Namespace) -> None:
@@ -22,5 +25,6 @@ def run_cli(args: argparse.Namespace) -> None:
     from monai_nnunet.inference.model_loading import model_output_folder
 
     folder = model_output_folder(args.d, args.tr, args.p, args.c)
-    zip_file = export_bundle(folder, args.output, args.f, f"checkpoint_{args.checkpoint}.pth", args.torchscript)
+    zip_file = export_bundle(folder, args.output, args.f, f"checkpoint_{args.checkpoint}.pth", args.torchscript,
+                             onnx=args.onnx)
     print(f"Wrote {zip_file}")

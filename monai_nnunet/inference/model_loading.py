@@ -20,7 +20,8 @@ import torch.nn as nn
 from monai_nnunet import paths
 from monai_nnunet.dataset.dataset_json import DatasetDescription
 from monai_nnunet.dataset.naming import DatasetNotFoundError, resolve_dataset_name
-from monai_nnunet.networks.builder import build_network, set_deep_supervision
+from monai_nnunet.networks.builder import build_network
+from monai_nnunet.networks.full_resolution import full_resolution_network
 from monai_nnunet.networks.config import (
     NetworkConfigError,
     build_network_from_config,
@@ -74,6 +75,7 @@ class TrainedModel:
         folds: the folds, as given (``0``... or ``"all"``).
         model_folder: the results folder, when loaded from one.
         network_def: the networks' class and arguments (deep supervision off), as the checkpoint recorded them.
+        training: the first fold's training record (trainer settings, epochs trained), for the bundle's README.
     """
 
     plans: PlansManager
@@ -86,6 +88,7 @@ class TrainedModel:
     folds: list = field(default_factory=list)
     model_folder: Path | None = None
     network_def: dict | None = None
+    training: dict = field(default_factory=dict)
 
     @property
     def num_segmentation_heads(self) -> int:
@@ -210,12 +213,8 @@ def weights_in_network_layout(state: Mapping[str, torch.Tensor], network: nn.Mod
 
 
 def _eval_without_deep_supervision(network: nn.Module) -> nn.Module:
-    network.eval()
-    try:
-        set_deep_supervision(network, False)
-    except AttributeError:
-        pass  # a custom network without the switch returns one tensor at inference anyway
-    return network
+    # the inference form: one full-resolution tensor, TorchScript-compatible, the same state-dict keys
+    return full_resolution_network(network).eval()
 
 
 def build_inference_network(configuration: ConfigurationManager, num_input_channels: int, num_outputs: int,
@@ -385,4 +384,16 @@ def _trained_model_from_checkpoints(
         plans=plans, configuration=configuration, configuration_name=configuration_name, dataset=dataset,
         networks=networks, mirror_axes=_mirror_axes(first, configuration), trainer_name=str(trainer_name),
         folds=[f for f, _ in checkpoints], model_folder=model_folder,
+        training=_training_record(first),
     )
+
+
+def _training_record(checkpoint: Mapping[str, Any]) -> dict:
+    """What the first fold's checkpoint says about its training (plain values only): its ``init`` record (ours) or
+    ``init_args`` (nnU-Net's), and the epochs trained."""
+    record = checkpoint.get("init") or checkpoint.get("init_args") or {}
+    out = {k: v for k, v in record.items() if isinstance(v, (str, int, float, bool, list, tuple)) or v is None} \
+        if isinstance(record, Mapping) else {}
+    if isinstance(checkpoint.get("current_epoch"), int):
+        out["epochs_trained"] = checkpoint["current_epoch"]
+    return out

@@ -5,6 +5,8 @@
 - :mod:`monai_nnunet.networks.custom`: :class:`DynamicKiUNet` and :class:`DynamicUIUNet`, built from the same plans.
 - :func:`load_nnunet_weights` / :func:`monai_to_nnunet_state_dict`: weight interchange with nnU-Net v2.
 - :func:`set_deep_supervision`: the switch for inference.
+- :func:`full_resolution_network`: the inference form (one full-resolution tensor, TorchScript-compatible), the
+  ``network_def`` of exported bundles.
 - :func:`network_config` / :func:`build_network_from_config`: a network as data (class and arguments), as
   checkpoints and exported bundles record it.
 """
@@ -17,6 +19,7 @@ from monai_nnunet.networks.config import (
     unwrap_network,
 )
 from monai_nnunet.networks.custom import DynamicKiUNet, DynamicUIUNet
+from monai_nnunet.networks.full_resolution import full_resolution_network
 from monai_nnunet.networks.initialization import init_weights_he
 from monai_nnunet.networks.nnunet_weights import (
     load_nnunet_weights,
@@ -39,6 +42,7 @@ __all__ = [
     "ShallowPlainUNet",
     "build_network",
     "default_network_class",
+    "full_resolution_network",
     "init_weights_he",
     "load_nnunet_weights",
     "monai_to_nnunet_state_dict",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, List
 
 import torch
 import torch.nn as nn
@@ -240,11 +240,11 @@ class SkipMergeBlock(nn.Module):
         """
         y = self.resample(x)
         if y.shape[2:] != skip.shape[2:]:
-            raise ValueError(f"resampled feature map {tuple(y.shape[2:])} != skip {tuple(skip.shape[2:])}.")
+            raise ValueError("the resampled feature map and the skip connection differ in size")
         return self.convs(torch.cat((y, skip), dim=1))
 
 
-def interpolate_to(x: torch.Tensor, size: Sequence[int], mode: str) -> torch.Tensor:
+def interpolate_to(x: torch.Tensor, size: List[int], mode: str) -> torch.Tensor:
     """Resizes ``x`` to ``size``; a no-op when it already has that size.
 
     Args:
@@ -256,9 +256,15 @@ def interpolate_to(x: torch.Tensor, size: Sequence[int], mode: str) -> torch.Ten
     Returns:
         ``(B, C, *size)``.
     """
-    size = tuple(int(s) for s in size)
-    if tuple(x.shape[2:]) == size:
+    size = [int(s) for s in size]  # TorchScript-compatible: lists of ints
+    if list(x.shape[2:]) == size:
         return x
     if mode == "area":
+        # shrinking by whole factors is average pooling (the same values); it exports to ONNX, area does not
+        factors = [int(x.shape[2 + i]) // size[i] for i in range(len(size))]
+        if all(factors[i] * size[i] == int(x.shape[2 + i]) for i in range(len(size))):
+            if x.dim() == 5:
+                return F.avg_pool3d(x, factors, factors)
+            return F.avg_pool2d(x, factors, factors)
         return F.interpolate(x, size=size, mode="area")
     return F.interpolate(x, size=size, mode=mode, align_corners=False)

@@ -89,7 +89,7 @@ def network_config(network: nn.Module) -> dict[str, Any] | None:
     ``init_kwargs`` too, or an attribute of the same name for every constructor argument.
     """
     network = unwrap_network(network)
-    cls = type(network)
+    cls = getattr(type(network), "__full_resolution_of__", type(network))  # the inference form's own class
     target = f"{cls.__module__}.{cls.__qualname__}"
     recorded = getattr(network, "init_kwargs", None)
     if isinstance(recorded, Mapping):

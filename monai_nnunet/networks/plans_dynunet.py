@@ -21,7 +21,7 @@ so that bias is not cancelled). Weights are initialised as nnU-Net's (He normal,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, List
 
 import torch
 import torch.nn as nn
@@ -122,6 +122,7 @@ class PlansDynUNet(DynUNet):
             res_block=False,
             trans_bias=bool(conv_bias),
         )
+        _make_skip_layers_scriptable(self.skip_layers)
         self.stage_plan: StagePlan = plan
         self.init_kwargs = init_kwargs
         self.num_classes = int(num_classes)
@@ -140,7 +141,8 @@ class PlansDynUNet(DynUNet):
         skip = self.__dict__.get("_modules", {}).get("skip_layers")
         while isinstance(skip, DynUNetSkipLayer):
             if skip.super_head is not None:
-                skip.heads = self.heads if enabled else None
+                skip.heads = self.heads
+                skip.write_heads = bool(enabled)
             skip = skip.next_layer
 
     def get_upsamples(self) -> nn.ModuleList:
@@ -157,14 +159,55 @@ class PlansDynUNet(DynUNet):
             trans_bias=self.trans_bias,
         )
 
+    def forward_full_resolution(self, x: torch.Tensor) -> torch.Tensor:
+        """The full-resolution logits ``(B, num_classes, *spatial)`` only (inference; TorchScript-compatible): the
+        same modules as DynUNet's skip layers, called in the same order."""
+        h = self.input_block(x)
+        skips = [h]
+        for down in self.downsamples:
+            h = down(h)
+            skips.append(h)
+        h = self.bottleneck(h)
+        for i, up in enumerate(self.upsamples):
+            h = up(h, skips[len(skips) - 1 - i])
+        return self.output_block(h)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """Args: x ``(B, C_in, H, W[, D])``. Returns: logits, see the class docstring."""
+        if not (self.training and self.deep_supervision):
+            return self.forward_full_resolution(x)
         out = self.output_block(self.skip_layers(x))
-        heads = list(self.heads) if self.training and self.deep_supervision else None
+        heads = list(self.heads)
         placeholder = torch.zeros(1)
         for i in range(len(self.heads)):  # the skip layers write here; keep no tensor of this pass alive
             self.heads[i] = placeholder
-        return out if heads is None else [out, *heads]
+        return [out, *heads]
+
+
+class _SkipLayer(DynUNetSkipLayer):
+    """DynUNet's skip layer, TorchScript-compatible: the heads list always exists, a flag says whether to fill it
+    (MONAI's ``Optional`` heads cannot be indexed in TorchScript)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        downout = self.downsample(x)
+        nextout = self.next_layer(downout)
+        upout = self.upsample(nextout, downout)
+        if self.super_head is not None and self.write_heads and self.index > 0:
+            self.heads[self.index - 1] = self.super_head(upout)
+        return upout
+
+
+# real types, not the strings of postponed annotations: TorchScript reads them
+_SkipLayer.__annotations__ = {"heads": List[torch.Tensor], "write_heads": bool}
+
+
+def _make_skip_layers_scriptable(skip: nn.Module) -> None:
+    while isinstance(skip, DynUNetSkipLayer):
+        skip.__class__ = _SkipLayer
+        skip.write_heads = skip.super_head is not None and skip.heads is not None
+        if skip.heads is None:
+            skip.heads = []
+        skip = skip.next_layer
 
 
 def _check_expressible(plan: StagePlan) -> None:

@@ -81,8 +81,20 @@ class ShallowPlainUNet(nn.Module):
         self.deep_supervision = bool(deep_supervision)
         self.apply(init_weights_he)
 
+    def forward_full_resolution(self, x: torch.Tensor) -> torch.Tensor:
+        """The full-resolution logits ``(B, num_classes, *spatial)`` only (inference; TorchScript-compatible)."""
+        skips: list[torch.Tensor] = []
+        for stage in self.encoder:
+            x = stage(x)
+            skips.append(x)
+        for d, (up, convs) in enumerate(zip(self.upsamples, self.decoder)):
+            x = convs(torch.cat([up(x), skips[len(skips) - 2 - d]], dim=1))
+        return self.seg_heads[-1](x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """Args: x ``(B, C_in, H, W[, D])``. Returns: logits, see the class docstring."""
+        if not (self.training and self.deep_supervision):
+            return self.forward_full_resolution(x)
         skips = []
         for stage in self.encoder:
             x = stage(x)
@@ -91,5 +103,4 @@ class ShallowPlainUNet(nn.Module):
         for d, (up, convs, head) in enumerate(zip(self.upsamples, self.decoder, self.seg_heads)):
             x = convs(torch.cat([up(x), skips[-(d + 2)]], dim=1))
             outputs.append(head(x))
-        outputs = outputs[::-1]  # highest resolution first
-        return outputs if self.training and self.deep_supervision else outputs[0]
+        return outputs[::-1]  # highest resolution first

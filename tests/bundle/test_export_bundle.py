@@ -15,6 +15,7 @@ import torch
 from monai_nnunet.bundle.metadata import SCHEMA_FILE
 from monai_nnunet.cli.main import main
 from monai_nnunet.dataset.io import read_images, read_segmentation
+from tests.bundle.zoo_checks import run_model_zoo_checks
 from tests.conftest import REPO_ROOT
 from tests.conftest import SHORT, fold_folder
 
@@ -58,7 +59,14 @@ def test_zip_layout(exported):
     with zipfile.ZipFile(exported["zip"]) as z:
         readme = z.read("Synthetic_3d_fullres/docs/README.md").decode()
         metadata = json.loads(z.read("Synthetic_3d_fullres/configs/metadata.json"))
-    assert "Validation Dice" in readme and "class1" in readme
+    # the model zoo's README sections, filled from the run
+    for section in ("## Model Overview", "## Data", "## Training configuration", "## Performance",
+                    "## MONAI Bundle Commands", "# References", "# License"):
+        assert f"\n{section}\n" in readme, section
+    dice = json.loads((exported["fold"] / "validation_raw" / "summary.json").read_text())["mean"]
+    row = next(line for line in readme.splitlines() if line.startswith("| 0 |"))
+    assert f"{dice['1']['Dice']:.4f}" in row and f"{dice['2']['Dice']:.4f}" in row  # the fold's validation Dice
+    assert "| class1 | class2 |" in readme and "epochs 2, iterations_per_epoch 2" in readme
     assert "val_mean_dice" in metadata["eval_metrics"]
 
 
@@ -126,6 +134,7 @@ def test_import_from_nnunet_results(exported, tmp_path):
     imported.load_state_dict(state)
     with torch.no_grad():
         torch.testing.assert_close(imported(x), ours.eval()(x), atol=1e-5, rtol=1e-5)
+    run_model_zoo_checks(tmp_path / "unzipped", "Imported")  # an imported nnU-Net model ships like the zoo's too
 
 
 def test_broken_inputs_name_what_is_missing(exported, tmp_path, capsys, monkeypatch):

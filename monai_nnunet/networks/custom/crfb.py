@@ -51,8 +51,9 @@ class CrossResidualFusion(nn.Module):
         Raises:
             ValueError: when ``k`` is smaller than ``u`` on some axis.
         """
-        if any(ks < us for ks, us in zip(k.shape[2:], u.shape[2:])):
-            raise ValueError(f"Ki-Net map {tuple(k.shape[2:])} is smaller than U-Net map {tuple(u.shape[2:])}.")
+        for axis in range(2, u.dim()):  # a loop, not any(...): TorchScript-compatible
+            if k.shape[axis] < u.shape[axis]:
+                raise ValueError(f"Ki-Net map {k.shape[2:]} is smaller than U-Net map {u.shape[2:]}.")
         k_at_u = interpolate_to(k, u.shape[2:], "area")
         u_new = u + self.kinet_to_unet(k_at_u)
         k_new = k + interpolate_to(self.unet_to_kinet(u), k.shape[2:], self.upsample_mode)

@@ -72,7 +72,7 @@ class InteractiveCrossAttentionFusion(nn.Module):
             ValueError: when the spatial sizes differ.
         """
         if x_high.shape[2:] != x_low.shape[2:]:
-            raise ValueError(f"x_high {tuple(x_high.shape[2:])} and x_low {tuple(x_low.shape[2:])} differ in size.")
+            raise ValueError(f"x_high {x_high.shape[2:]} and x_low {x_low.shape[2:]} differ in size.")
         high = self.project_high(x_high)
         topdown = self.topdown(high)
         bottomup = self.bottomup(x_low * topdown)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import List
+
 import torch
 import torch.nn as nn
 
@@ -161,8 +163,25 @@ class DynamicKiUNet(nn.Module):
         self.seg_heads = nn.ModuleList(ops.conv(f[level], self.num_classes, 1, bias=True) for level in range(n - 1))
         self.apply(init_weights_he)
 
+    def forward_full_resolution(self, x: torch.Tensor) -> torch.Tensor:
+        """The full-resolution logits ``(B, num_classes, *spatial)`` only (inference; TorchScript-compatible)."""
+        u, k = x, x
+        u_skips: list[torch.Tensor] = []
+        k_skips: list[torch.Tensor] = []
+        for u_stage, k_stage, fuse in zip(self.unet_encoder, self.kinet_encoder, self.encoder_fusion):
+            u, k = fuse(u_stage(u), k_stage(k))
+            u_skips.append(u)
+            k_skips.append(k)
+        n = len(u_skips)
+        for i, (u_stage, k_stage, fuse) in enumerate(zip(self.unet_decoder, self.kinet_decoder, self.decoder_fusion)):
+            level = n - 2 - i
+            u, k = fuse(u_stage(u, u_skips[level]), k_stage(k, k_skips[level]))
+        return self.seg_heads[0](u + self.branch_merge(k))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """Args: x ``(B, C_in, H, W[, D])``. Returns: logits, see the class docstring."""
+        if not (self.training and self.deep_supervision):
+            return self.forward_full_resolution(x)
         u, k = x, x
         u_skips, k_skips = [], []
         for u_stage, k_stage, fuse in zip(self.unet_encoder, self.kinet_encoder, self.encoder_fusion):
@@ -234,8 +253,9 @@ class _UpsampleBy(nn.Module):
 
     def __init__(self, factor: Sequence[int], ops: PlansOps) -> None:
         super().__init__()
-        self.factor = tuple(int(f) for f in factor)
+        self.factor: List[int] = [int(f) for f in factor]
         self.mode = ops.interp_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return interpolate_to(x, [s * f for s, f in zip(x.shape[2:], self.factor)], self.mode)
+        size = x.shape[2:]
+        return interpolate_to(x, [int(size[i]) * self.factor[i] for i in range(len(self.factor))], self.mode)

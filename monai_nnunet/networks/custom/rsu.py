@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import List
+
 import torch
 import torch.nn as nn
 
@@ -44,6 +46,9 @@ class ResidualUBlock(nn.Module):
         super().__init__()
         self.conv_in = ConvDropoutNormAct(ops, in_channels, out_channels, kernel_size)
         self.pools = nn.ModuleList(ops.max_pool(s) for s in pool_strides)
+        # the pooling before each encoder convolution (none before the first), for a TorchScript-compatible loop;
+        # pooling has no parameters, so the state-dict keys are unchanged
+        self._pool_before = nn.ModuleList([nn.Identity(), *self.pools])
         self.encoder = nn.ModuleList(
             ConvDropoutNormAct(ops, out_channels if i == 0 else mid_channels, mid_channels, kernel_size)
             for i in range(len(pool_strides) + 1)
@@ -59,12 +64,10 @@ class ResidualUBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x ``(B, C_in, H, W[, D])``. Returns ``(B, C_out, H, W[, D])``."""
         h_in = self.conv_in(x)
-        skips = []
         h = h_in
-        for i, conv in enumerate(self.encoder):
-            if i > 0:
-                h = self.pools[i - 1](h)
-            h = conv(h)
+        skips: List[torch.Tensor] = []
+        for pool, conv in zip(self._pool_before, self.encoder):
+            h = conv(pool(h))
             skips.append(h)
         d = self.bottom(h)
         for i, conv in enumerate(self.decoder):
@@ -115,7 +118,7 @@ class DilatedResidualUBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x ``(B, C_in, H, W[, D])``. Returns ``(B, C_out, H, W[, D])``."""
         h_in = self.conv_in(x)
-        skips = []
+        skips: List[torch.Tensor] = []
         h = h_in
         for conv in self.encoder:
             h = conv(h)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import List
+
 import torch
 import torch.nn as nn
 
@@ -136,15 +138,26 @@ class DynamicUIUNet(nn.Module):
         self.side_fusion = ops.conv(n * self.num_classes, self.num_classes, 1, bias=True)
         self.apply(init_weights_he)
 
+    def forward_full_resolution(self, x: torch.Tensor) -> torch.Tensor:
+        """The full-resolution logits ``(B, num_classes, *spatial)`` only (inference; TorchScript-compatible)."""
+        return self._side_outputs(x)[0]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """Args: x ``(B, C_in, H, W[, D])``. Returns: logits, see the class docstring."""
-        skips = []
+        outputs = self._side_outputs(x)
+        if self.training and self.deep_supervision:
+            return outputs[: len(self.side_heads) - 1]
+        return outputs[0]
+
+    def _side_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The fused output, then the side outputs of levels 1 .. n-1."""
+        skips: List[torch.Tensor] = []
         h = x
         for pool, block in zip(self.encoder_pools, self.encoder):
             h = block(pool(h))
             skips.append(h)
         n = len(skips)
-        per_level: list[torch.Tensor] = [skips[-1]]  # filled bottom-up: bottleneck, level n-2, ..., level 0
+        per_level: List[torch.Tensor] = [skips[-1]]  # filled bottom-up: bottleneck, level n-2, ..., level 0
         d = skips[-1]
         for i, (fuse, block) in enumerate(zip(self.fusions, self.decoder)):
             skip = skips[n - 2 - i]
@@ -152,10 +165,10 @@ class DynamicUIUNet(nn.Module):
             d = block(torch.cat((low, high), dim=1))
             per_level.append(d)
         per_level.reverse()  # level 0 (full resolution) first
-        sides = [head(feat) for head, feat in zip(self.side_heads, per_level)]
+        sides: List[torch.Tensor] = []
+        for i, head in enumerate(self.side_heads):  # iterate the ModuleList (TorchScript)
+            sides.append(head(per_level[i]))
         full = sides[0].shape[2:]
-        fused = self.side_fusion(torch.cat([interpolate_to(s, full, self.upsample_mode) for s in sides], dim=1))
-        if self.training and self.deep_supervision:
-            return [fused, *sides[1 : n - 1]]
-        return fused
+        fused = self.side_fusion(torch.cat([interpolate_to(side, full, self.upsample_mode) for side in sides], dim=1))
+        return [fused] + sides[1:]
 

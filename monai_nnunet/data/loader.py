@@ -86,7 +86,8 @@ class PatchBatchStream(IterableDataset):
         batch_size: samples per batch.
         transforms: per-sample chain, starting with the patch crop (``RandPatchCropWithOversamplingd``).
         oversample_foreground_percent: share of each batch forced to contain foreground (0.33).
-        seed: base seed; worker ``w`` uses ``seed + 1000 * w`` (streams are reproducible).
+        seed: base seed; worker ``w`` uses ``seed + 1000 * w + 7919 * epoch`` (streams are reproducible; ``epoch`` is
+            the attribute of that name, 0 unless set).
         output_keys: sample keys collated into the batch (``image``, ``label`` and any extra targets).
         probabilistic_oversampling: force foreground per sample with probability ``p`` instead of by position.
     """
@@ -113,6 +114,8 @@ class PatchBatchStream(IterableDataset):
         self.seed = seed
         self.output_keys = tuple(output_keys)
         self.probabilistic_oversampling = probabilistic_oversampling
+        #: part of every pass's seed: set it (e.g. to the epoch) before a pass for a fresh but reproducible draw
+        self.epoch = 0
 
     def _force_fg(self, rng: np.random.RandomState, position: int) -> bool:
         if self.probabilistic_oversampling:
@@ -147,7 +150,7 @@ class PatchBatchStream(IterableDataset):
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker = 0 if info is None else info.id
-        seed = (self.seed + 1000 * worker) % (2**32)
+        seed = (self.seed + 1000 * worker + 7919 * int(self.epoch)) % (2**32)
         rng = np.random.RandomState(seed)
         if hasattr(self.transforms, "set_random_state"):
             self.transforms.set_random_state(seed=seed)

@@ -24,7 +24,7 @@ from monai_nnunet.training.engine import (
 )
 from monai_nnunet.training.final_validation import FinalValidation
 from monai_nnunet.training.lr_scheduler import PolyLRScheduler
-from monai_nnunet.training.metrics import CaseMeanDice, dice_improved
+from monai_nnunet.training.metrics import CaseMeanDice, PseudoDice, dice_improved
 from monai_nnunet.training.run_setup import RunSetup, TrainingSetupError, check_flags, fold_split, prepare_run
 from monai_nnunet.training.trainer import TrainingSettings, nnUNetTrainer
 from monai_nnunet.utils.devices import resolve_device
@@ -36,6 +36,7 @@ __all__ = [
     "NnUNetPrepareBatch",
     "NnUNetSupervisedTrainer",
     "PolyLRScheduler",
+    "PseudoDice",
     "RunSetup",
     "TrainingSettings",
     "TrainingSetupError",

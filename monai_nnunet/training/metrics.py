@@ -1,4 +1,5 @@
-"""The case-level validation Dice as an Ignite metric: the key metric that decides ``checkpoint_best.pth``."""
+"""The validation Dice metrics: the case-level Dice (the key metric that decides ``checkpoint_best.pth``) and nnU-Net's
+per-epoch pseudo Dice on the validation patches."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
 
 from monai_nnunet.evaluation.metrics import confusion_counts, label_or_region_mask
 
-__all__ = ["CaseMeanDice", "dice_from_counts", "dice_improved", "segmentation_counts"]
+__all__ = ["CaseMeanDice", "PseudoDice", "dice_from_counts", "dice_improved", "segmentation_counts"]
 
 
 def segmentation_counts(prediction: np.ndarray, target: np.ndarray, classes: Sequence, ignore_label: int | None
@@ -116,3 +117,69 @@ class CaseMeanDice(Metric):
 def _mean_over_classes(per_class: Sequence[float]) -> float:
     finite = [v for v in per_class if not np.isnan(v)]
     return float(np.mean(finite)) if finite else float("nan")
+
+
+class PseudoDice(Metric):
+    """nnU-Net's per-epoch "pseudo Dice" on the validation patches: true/false positives and false negatives summed
+    over all patches of the epoch (and over the ranks under DDP), then ``2 tp / (2 tp + fp + fn)`` per foreground
+    class or region, and their mean. Counted on the device: no host synchronisation per batch.
+
+    ``compute()`` returns the mean; :meth:`completed` also stores the per-class values under
+    ``f"{name}_per_class"``.
+
+    Args:
+        classes: foreground label values, or tuples of labels (regions).
+        ignore_label: reference voxels with this value are left out.
+        regions: whether the network predicts regions (logit > 0 per region) against one target mask per region.
+        output_transform: maps the evaluator's output to ``(logits (B, K, *spatial), label (B, 1 or R, *spatial))``.
+        device: where the counts are kept (the evaluator's device).
+    """
+
+    def __init__(self, classes: Sequence, ignore_label: int | None = None, regions: bool = False,
+                 output_transform=lambda output: (output["pred"], output["label"]),
+                 device: str | torch.device = "cpu") -> None:
+        self.classes = [tuple(c) if isinstance(c, (list, tuple)) else int(c) for c in classes]
+        if not self.classes:
+            raise ValueError("PseudoDice needs at least one foreground class")
+        self.ignore_label = None if ignore_label is None else int(ignore_label)
+        self.regions = bool(regions)
+        super().__init__(output_transform=output_transform, device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._counts = torch.zeros(len(self.classes), 3, dtype=torch.float64, device=self._device)
+
+    @reinit__is_reduced
+    def update(self, output: Sequence[torch.Tensor]) -> None:
+        logits, label = output
+        rows = []
+        if self.regions:
+            # one target mask per region, and with an ignore label a last channel marking the ignored voxels
+            valid = label[:, len(self.classes)] == 0 if label.shape[1] > len(self.classes) else None
+            for i in range(len(self.classes)):
+                rows.append(self._row(logits[:, i] > 0, label[:, i] > 0, valid))
+        else:
+            prediction, target = logits.argmax(1), label[:, 0]
+            valid = None if self.ignore_label is None else target != self.ignore_label
+            for c in self.classes:
+                rows.append(self._row(prediction == c, target == c, valid))
+        self._counts += torch.stack(rows).to(self._counts)
+
+    @staticmethod
+    def _row(predicted: torch.Tensor, reference: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        if valid is not None:
+            predicted, reference = predicted & valid, reference & valid
+        tp = (predicted & reference).sum()
+        return torch.stack([tp, predicted.sum() - tp, reference.sum() - tp]).double()
+
+    @sync_all_reduce("_counts")
+    def compute_per_class(self) -> list[float]:
+        return [float(v) for v in dice_from_counts(self._counts.cpu().numpy())]
+
+    def compute(self) -> float:
+        return _mean_over_classes(self.compute_per_class())
+
+    def completed(self, engine: Engine, name: str) -> None:
+        per_class = self.compute_per_class()
+        engine.state.metrics[name] = _mean_over_classes(per_class)
+        engine.state.metrics[f"{name}_per_class"] = per_class

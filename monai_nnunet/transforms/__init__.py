@@ -2,7 +2,14 @@
 transforms, and the small functions the training bundle calls for the patch geometry."""
 
 from monai_nnunet.transforms.blobs import LabelToBlobsd
-from monai_nnunet.transforms.intensity import RandChannelGaussianSmoothd, RandChannelLowResolutiond, RandGammad
+from monai_nnunet.transforms.intensity import (
+    RandChannelGaussianSmoothd,
+    RandChannelLowResolutiond,
+    RandGammad,
+    RandGaussianNoised,
+    RandScaleIntensityd,
+    RandScaleIntensityFixedMeand,
+)
 from monai_nnunet.transforms.labels import (
     DeepSupervisionTargetsd,
     LabelsToRegionMasksd,
@@ -24,8 +31,11 @@ __all__ = [
     "RandChannelGaussianSmoothd",
     "RandChannelLowResolutiond",
     "RandGammad",
+    "RandGaussianNoised",
     "RandPatchCropWithOversamplingd",
     "RandRotateScaleCropd",
+    "RandScaleIntensityFixedMeand",
+    "RandScaleIntensityd",
     "augmentation_settings",
     "deep_supervision_scales",
     "mirroring_transforms",

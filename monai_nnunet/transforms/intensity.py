@@ -1,7 +1,9 @@
-"""Intensity augmentations MONAI lacks in nnU-Net's form (per-channel probabilities, nnU-Net's gamma sampling).
+"""Intensity augmentations MONAI lacks in nnU-Net's form (per-channel probabilities, nnU-Net's gamma sampling and
+blur kernel), and MONAI's noise, brightness and contrast transforms with independent random draws.
 
-The others come from MONAI as they are: ``RandGaussianNoised`` (noise), ``RandScaleIntensityd`` (brightness),
-``RandScaleIntensityFixedMeand`` (contrast with preserved range); see ``pipeline``.
+``RandGaussianNoised``, ``RandScaleIntensityd`` and ``RandScaleIntensityFixedMeand`` are MONAI's, except that their
+array transform gets a random stream of its own: MONAI seeds it with the dictionary transform's own seed, so the
+"apply?" draw and the drawn factor would come from the same numbers.
 """
 
 from __future__ import annotations
@@ -14,10 +16,55 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.networks.layers import separable_filtering
-from monai.networks.layers.convutils import gaussian_1d
+from monai import transforms as monai_transforms
 from monai.transforms import AdjustContrast, MapTransform, Randomizable
+from monai.utils import MAX_SEED
 
-__all__ = ["RandChannelGaussianSmoothd", "RandChannelLowResolutiond", "RandGammad", "sample_around_one"]
+__all__ = ["RandChannelGaussianSmoothd", "RandChannelLowResolutiond", "RandGammad", "RandGaussianNoised",
+           "RandScaleIntensityFixedMeand", "RandScaleIntensityd", "nnunet_gaussian_kernel", "sample_around_one"]
+
+
+class _IndependentInnerStream:
+    """Reseeds the wrapped array transform (attribute ``_inner``) from this transform's own stream after seeding."""
+
+    _inner = ""
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        getattr(self, self._inner).set_random_state(seed=int(self.R.randint(MAX_SEED)))
+        return self
+
+
+class RandGaussianNoised(_IndependentInnerStream, monai_transforms.RandGaussianNoised):
+    """MONAI's ``RandGaussianNoised`` whose noise is drawn independently of its apply decision."""
+
+    _inner = "rand_gaussian_noise"
+
+
+class RandScaleIntensityd(_IndependentInnerStream, monai_transforms.RandScaleIntensityd):
+    """MONAI's ``RandScaleIntensityd`` whose factor is drawn independently of its apply decision."""
+
+    _inner = "scaler"
+
+
+class RandScaleIntensityFixedMeand(_IndependentInnerStream, monai_transforms.RandScaleIntensityFixedMeand):
+    """MONAI's ``RandScaleIntensityFixedMeand`` whose factor is drawn independently of its apply decision."""
+
+    _inner = "scaler"
+
+
+def nnunet_gaussian_kernel(sigma: float, truncate: float = 6.0) -> torch.Tensor:
+    """nnU-Net's (batchgeneratorsv2's) blur kernel: the Gaussian sampled at integer offsets and normalised, over
+    the odd size nearest ``sigma * truncate + 0.5`` (sigma 0.5: 3 taps, effective sigma 0.46; MONAI's erf-integrated
+    kernel would blur more)."""
+    target = float(sigma) * truncate + 0.5
+    size = round(target)
+    if size % 2 == 0:
+        size = size + 1 if target - size >= 0 else size - 1
+    half = (size - 1) * 0.5
+    x = torch.linspace(-half, half, steps=size, dtype=torch.float64)
+    pdf = torch.exp(-0.5 * (x / float(sigma)) ** 2)
+    return (pdf / pdf.sum()).float()
 
 
 def sample_around_one(rng: np.random.RandomState, value_range: Sequence[float]) -> float:
@@ -29,9 +76,9 @@ def sample_around_one(rng: np.random.RandomState, value_range: Sequence[float]) 
 
 
 def _gaussian_blur(channel: torch.Tensor, sigmas: Sequence[float]) -> torch.Tensor:
-    """Separable Gaussian blur of ``(1, *spatial)`` with reflect padding (nnU-Net's; zero padding would darken the
-    borders), via MONAI's ``separable_filtering``; a sigma of 0 leaves that axis alone."""
-    kernels = [gaussian_1d(torch.tensor(float(s)), truncated=4.0).to(channel) if s > 0
+    """Separable Gaussian blur of ``(1, *spatial)`` with nnU-Net's kernel and reflect padding (nnU-Net's; zero
+    padding would darken the borders), via MONAI's ``separable_filtering``; a sigma of 0 leaves that axis alone."""
+    kernels = [nnunet_gaussian_kernel(s).to(channel) if s > 0
                else torch.ones(1, dtype=channel.dtype, device=channel.device) for s in sigmas]
     fits = all(len(k) // 2 < n for k, n in zip(kernels, channel.shape[1:]))
     return separable_filtering(channel[None], kernels, mode="reflect" if fits else "replicate")[0]

@@ -19,17 +19,16 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from monai.transforms import (
-    Compose,
-    MapLabelValued,
-    MapTransform,
-    RandFlipd,
+from monai.transforms import Compose, MapLabelValued, MapTransform, RandFlipd
+
+from monai_nnunet.transforms.intensity import (
+    RandChannelGaussianSmoothd,
+    RandChannelLowResolutiond,
+    RandGammad,
     RandGaussianNoised,
     RandScaleIntensityd,
     RandScaleIntensityFixedMeand,
 )
-
-from monai_nnunet.transforms.intensity import RandChannelGaussianSmoothd, RandChannelLowResolutiond, RandGammad
 from monai_nnunet.transforms.labels import DeepSupervisionTargetsd, LabelsToRegionMasksd, MaskOutsideNonzerod
 from monai_nnunet.transforms.sampling import RandPatchCropWithOversamplingd
 from monai_nnunet.transforms.spatial import RandRotateScaleCropd, augmentation_patch_size
@@ -157,7 +156,8 @@ def target_transforms(
 
     Args:
         use_mask_for_norm: per channel, from the plans.
-        ignore_label: the dataset's ignore label; "outside the image" becomes it (else background).
+        ignore_label: the dataset's ignore label (for the region targets); "outside the image" (-1) becomes
+            background, as in nnU-Net, also when there is an ignore label.
         regions: region-based training: the regions (tuples of labels).
         deep_supervision_scales: per output, its relative size; None: one target.
         extra_target_transforms: e.g. ``LabelToBlobsd(keys="label")`` for ``BlobDiceLoss``.
@@ -167,8 +167,7 @@ def target_transforms(
     masked = [c for c, use in enumerate(use_mask_for_norm) if use]
     if masked:
         chain.append(MaskOutsideNonzerod(masked, IMAGE, LABEL))
-    outside_to = 0 if ignore_label is None else int(ignore_label)
-    chain.append(MapLabelValued(LABEL, [-1], [outside_to], dtype=np.int16))
+    chain.append(MapLabelValued(LABEL, [-1], [0], dtype=np.int16))
     if regions is not None:
         chain.append(LabelsToRegionMasksd(LABEL, regions, ignore_label))
     chain += list(extra_target_transforms)

@@ -59,8 +59,9 @@ class RandRotateScaleCropd(Randomizable, MapTransform):
 
     With probability ``prob_rotation`` rotation angles are drawn per axis from ``rotation_range``; with probability
     ``prob_scaling`` one scale factor from ``scale_range`` (values above 1 show a larger field of view, i.e. smaller
-    objects). When either applies, image (linear) and label (nearest) are resampled with MONAI's ``AffineGrid`` and
-    ``Resample`` on a grid of ``spatial_size`` centred on the input patch; otherwise the centre is cropped. Outside
+    objects). When either applies, the image (linear) and each label's mask (linear, then the label of the largest value per
+    voxel: nnU-Net's) are resampled with MONAI's ``AffineGrid`` and ``Resample`` on a grid of ``spatial_size`` centred
+    on the input patch; otherwise the centre is cropped. Outside
     the input, the image is 0 and the label ``label_pad_value`` (-1, "outside"). ``dummy_2d`` rotates and scales
     in-plane only (axes 1, 2), for anisotropic patches.
 
@@ -133,9 +134,17 @@ class RandRotateScaleCropd(Randomizable, MapTransform):
             if i == 0:
                 d[key] = Resample(mode="bilinear", padding_mode="zeros", dtype=torch.float32)(value.float(), grid)
             else:
-                # nearest neighbour keeps label values; shifting makes the zero padding land on label_pad_value
-                shifted = value.float() - (self.label_pad_value - 0)
-                out = Resample(mode="nearest", padding_mode="zeros", dtype=torch.float32)(shifted, grid)
-                d[key] = (out + self.label_pad_value).round().to(value.dtype if value.dtype != torch.float32
-                                                                   else torch.int16)
+                d[key] = self._resample_labels(value, grid)
         return d
+
+    def _resample_labels(self, label: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """nnU-Net's label resampling: each label's mask resampled linearly, then the label of the largest value
+        per voxel (nearest neighbour would shift thin structures); outside the input ``label_pad_value``."""
+        dtype = label.dtype if label.dtype not in (torch.float16, torch.float32, torch.float64) else torch.int16
+        values = torch.unique(label)
+        masks = torch.cat([(label == v).float() for v in values])  # (L, *spatial): one channel per label
+        resampled = Resample(mode="bilinear", padding_mode="zeros", dtype=torch.float32)(masks, grid)
+        out = values.to(dtype)[resampled.argmax(0, keepdim=True)]
+        # where the masks sum to less than half, the grid samples mostly outside the input
+        outside = resampled.sum(0, keepdim=True) < 0.5
+        return torch.where(outside, torch.tensor(self.label_pad_value, dtype=dtype), out)

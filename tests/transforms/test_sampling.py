@@ -106,9 +106,13 @@ def test_forced_foreground_survives_the_whole_training_chain():
     assert hits == 30
 
 
-def test_outside_becomes_ignore_label_when_the_dataset_has_one():
+def test_outside_becomes_background_also_when_the_dataset_has_an_ignore_label():
+    """nnU-Net's RemoveLabelTansform(-1, 0): the padding around a small case is learnt as background."""
     settings = augmentation_settings((16, 20, 20))
     chain = validation_transforms(settings, ignore_label=3)
-    out = chain({"image": np.ones((1, 4, 5, 5), np.float32), "label": np.zeros((1, 4, 5, 5), np.int8),
-                 "properties": {}, "force_fg": False})
-    assert set(torch.unique(torch.as_tensor(out["label"])).tolist()) == {0, 3}
+    label = np.zeros((1, 4, 5, 5), np.int8)
+    label[0, 0, 0, 0] = 3  # an annotated-as-ignore voxel stays ignored
+    out = chain({"image": np.ones((1, 4, 5, 5), np.float32), "label": label, "properties": {}, "force_fg": False})
+    values = torch.as_tensor(out["label"])
+    assert set(torch.unique(values).tolist()) == {0, 3}
+    assert int((values == 3).sum()) == 1  # the padding (-1) became 0, not the ignore label

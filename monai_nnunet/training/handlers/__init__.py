@@ -5,6 +5,7 @@ from monai_nnunet.training.handlers.checkpoint_loader import NnUNetCheckpointLoa
 from monai_nnunet.training.handlers.checkpoint_saver import NnUNetCheckpointSaver, training_checkpoint
 from monai_nnunet.training.handlers.ddp_consistency import RanksDivergedError, WeightsConsistencyCheck
 from monai_nnunet.training.handlers.debug_info import DebugInfoWriter
+from monai_nnunet.training.handlers.epoch_seeded_stream import EpochSeededStream
 from monai_nnunet.training.handlers.gradient_clipping import GradientClipping
 from monai_nnunet.training.handlers.pretrained_weights import PretrainedWeightsLoader
 from monai_nnunet.training.handlers.preemption import PreemptionHandler, TrainingPreempted
@@ -14,6 +15,7 @@ from monai_nnunet.training.handlers.validation_schedule import IntervalValidatio
 
 __all__ = [
     "DebugInfoWriter",
+    "EpochSeededStream",
     "GradientClipping",
     "IntervalValidationHandler",
     "NnUNetCheckpointLoader",

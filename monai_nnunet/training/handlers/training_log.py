@@ -1,5 +1,6 @@
-"""The run's record and ``training_log.txt``: per epoch the train and validation loss, the LR, seconds and memory;
-per case-level validation the Dice per class and the best epoch."""
+"""The run's record and ``training_log.txt``: per epoch the train and validation loss, the LR, seconds, memory and
+the pseudo Dice on the validation patches with its moving average; per case-level validation the Dice per class and
+the best epoch."""
 
 from __future__ import annotations
 
@@ -42,12 +43,14 @@ class TrainingLogHandler:
         title: what the run is, for the first line (e.g. ``"nnUNetTrainer on Dataset004_Hippocampus 3d_fullres fold 0"``).
         val_loss_metric: name of the patch evaluator's loss metric.
         batch_size: the run's batch (the plans'); under DDP each rank trains on its share.
+        pseudo_dice_metric: name of the patch evaluator's pseudo-Dice metric (logged with its moving average).
     """
 
     def __init__(self, log_file: str | os.PathLike | None, patch_evaluator=None, case_evaluator=None,
                  class_names: Sequence[str] = (), title: str = "training", val_loss_metric: str = "val_loss",
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | None = None, pseudo_dice_metric: str = "val_pseudo_dice") -> None:
         self.batch_size = batch_size
+        self.pseudo_dice_metric = pseudo_dice_metric
         self.log_file = None if log_file is None else Path(log_file)
         self.patch_evaluator = patch_evaluator
         self.case_evaluator = case_evaluator
@@ -118,6 +121,10 @@ class TrainingLogHandler:
         seconds = progress.seconds + time.perf_counter() - self._epoch_start
         log.record_epoch(train_loss, val_loss, lrs[0] if lrs else lr_end, lr_end, seconds,
                          memory_in_use_mb(torch.device(engine.state.device)))
+        pseudo = self.patch_evaluator.state.metrics.get(f"{self.pseudo_dice_metric}_per_class") \
+            if self._ran_this_epoch(self.patch_evaluator, engine) else None
+        if pseudo is not None:
+            log.record_pseudo_dice(pseudo)
         log_line(self.log_file, log.epoch_line(log.epochs_done - 1))
         evaluator = self.case_evaluator
         if self._ran_this_epoch(evaluator, engine):

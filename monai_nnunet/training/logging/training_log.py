@@ -52,6 +52,8 @@ class TrainingLog:
     mean_dice: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     best_metric: float | None = None
+    pseudo_dice: list[list[float]] = field(default_factory=list)
+    ema_pseudo_dice: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()}
@@ -73,6 +75,17 @@ class TrainingLog:
         self.lrs_end.append(float(lr_end))
         self.epoch_seconds.append(float(seconds))
         self.memory_mb.append(float(memory_mb))
+
+    def record_pseudo_dice(self, per_class: Sequence[float]) -> None:
+        """The epoch's pseudo Dice per class on the validation patches, and nnU-Net's moving average of its mean
+        (``ema = 0.9 ema + 0.1 mean``, the first epoch's mean to start)."""
+        values = [float(v) for v in per_class]
+        finite = [v for v in values if not math.isnan(v)]
+        mean = sum(finite) / len(finite) if finite else float("nan")
+        previous = self.ema_pseudo_dice[-1] if self.ema_pseudo_dice else None
+        ema = mean if previous is None or math.isnan(previous) else 0.9 * previous + 0.1 * mean
+        self.pseudo_dice.append(values)
+        self.ema_pseudo_dice.append(ema)
 
     def record_validation(self, epoch: int, dice_per_class: Sequence[float], best_epoch: int | None = None,
                           best_metric: float | None = None) -> None:
@@ -96,6 +109,8 @@ class TrainingLog:
             f"epoch {epoch} train_loss {self.train_losses[epoch]:.4f} val_loss {self.val_losses[epoch]:.4f} "
             f"lr {self.lrs[epoch]:.6g} lr_end {self.lrs_end[epoch]:.6g} seconds {self.epoch_seconds[epoch]:.2f} "
             f"memory_mb {self.memory_mb[epoch]:.0f}"
+            + (f" pseudo_dice {' '.join(f'{v:.4f}' for v in self.pseudo_dice[epoch])} "
+               f"ema {self.ema_pseudo_dice[epoch]:.4f}" if epoch < len(self.pseudo_dice) else "")
         )
 
     def validation_line(self, class_names: Sequence[str]) -> str:

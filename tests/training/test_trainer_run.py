@@ -1,6 +1,7 @@
 """nnUNetv2_train end to end on a small synthetic dataset: outputs, checkpoint keys, LR schedule, resume, --val."""
 
 import json
+import re
 import math
 
 import numpy as np
@@ -38,6 +39,10 @@ def test_outputs_and_checkpoints(trained, run_env):
     assert debug["parameter_count"] > 0 and "torch" in debug["versions"]
     log = (trained / "training_log.txt").read_text()
     assert log.count("train_loss") == 2 and "validation epoch 1 dice class1=" in log and "best_epoch" in log
+    # nnU-Net's pseudo Dice of the validation patches (one value per class) and its moving average, every epoch
+    epochs = [line for line in log.splitlines() if " train_loss " in line]
+    assert all(re.search(r" pseudo_dice [0-9.]+ [0-9.]+ ema [0-9.]+$", line) for line in epochs), log
+    assert len(final["logging"]["ema_pseudo_dice"]) == 2
     # final validation: every validation case in its original geometry, summary with per-class Dice
     split = json.loads((run_env["folder"] / "splits_final.json").read_text())[0]["val"]
     written = sorted(p.name for p in (trained / "validation_raw").glob("*.nii.gz"))

@@ -1,10 +1,13 @@
-"""``progress.png``: losses and validation Dice, the learning rate per iteration, and epoch time."""
+"""``progress.png``: losses, the pseudo Dice with its moving average and the case-level validation Dice, the
+learning rate per iteration, and epoch time."""
 
 from __future__ import annotations
 
 import math
 import os
 from collections.abc import Sequence
+
+import numpy as np
 
 from monai_nnunet.training.logging.training_log import TrainingLog
 from monai_nnunet.utils.files import atomic_path
@@ -40,17 +43,24 @@ def plot_progress(log: TrainingLog, path: str | os.PathLike, class_names: Sequen
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     handles, labels = ax.get_legend_handles_labels()
-    if log.dice_epochs:
+    pseudo_epochs = list(range(len(log.ema_pseudo_dice)))
+    if log.dice_epochs or pseudo_epochs:
         twin = ax.twinx()
-        twin.plot(log.dice_epochs, log.mean_dice, color="g", marker="s", markersize=5, label="mean Dice (cases)")
+    if pseudo_epochs:  # nnU-Net's progress curves: the pseudo Dice of the validation patches and its average
+        means = [float(np.nanmean(d)) if not all(math.isnan(v) for v in d) else float("nan") for d in log.pseudo_dice]
+        twin.plot(pseudo_epochs, means, color="g", linestyle="dotted", marker=".", label="pseudo Dice (patches)")
+        twin.plot(pseudo_epochs, log.ema_pseudo_dice, color="g", linestyle="-", label="pseudo Dice (moving avg.)")
+    if log.dice_epochs:
+        twin.plot(log.dice_epochs, log.mean_dice, color="k", marker="s", markersize=5, label="mean Dice (cases)")
         n_classes = len(log.dice_per_class[0]) if log.dice_per_class else 0
         if n_classes > 1:
             names = list(class_names) if len(class_names) == n_classes else [f"class {c + 1}" for c in range(n_classes)]
             for c in range(n_classes):
                 twin.plot(log.dice_epochs, [d[c] for d in log.dice_per_class], linestyle=":", marker="^",
                           markersize=4, label=f"Dice {names[c]}")
+    if log.dice_epochs or pseudo_epochs:
         values = [v for d in log.dice_per_class for v in d if not math.isnan(v)] + \
-            [v for v in log.mean_dice if not math.isnan(v)]
+            [v for v in log.mean_dice + log.ema_pseudo_dice if not math.isnan(v)]
         low = min(values) if values else 0.0
         twin.set_ylim(max(0.0, low - 0.05) if low > 0.2 else 0.0, 1.0)
         twin.set_ylabel("Dice")

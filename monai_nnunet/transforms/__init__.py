@@ -3,12 +3,12 @@ transforms, and the small functions the training bundle calls for the patch geom
 
 from monai_nnunet.transforms.blobs import LabelToBlobsd
 from monai_nnunet.transforms.intensity import (
+    IndependentRandGaussianNoised,
+    IndependentRandScaleIntensityd,
+    IndependentRandScaleIntensityFixedMeand,
     RandChannelGaussianSmoothd,
     RandChannelLowResolutiond,
     RandGammad,
-    RandGaussianNoised,
-    RandScaleIntensityd,
-    RandScaleIntensityFixedMeand,
 )
 from monai_nnunet.transforms.labels import (
     DeepSupervisionTargetsd,
@@ -24,6 +24,9 @@ from monai_nnunet.transforms.spatial import RandRotateScaleCropd
 __all__ = [
     "AugmentationSettings",
     "DeepSupervisionTargetsd",
+    "IndependentRandGaussianNoised",
+    "IndependentRandScaleIntensityFixedMeand",
+    "IndependentRandScaleIntensityd",
     "LabelToBlobsd",
     "LabelToRegionsd",
     "LabelsToRegionMasksd",
@@ -31,11 +34,8 @@ __all__ = [
     "RandChannelGaussianSmoothd",
     "RandChannelLowResolutiond",
     "RandGammad",
-    "RandGaussianNoised",
     "RandPatchCropWithOversamplingd",
     "RandRotateScaleCropd",
-    "RandScaleIntensityFixedMeand",
-    "RandScaleIntensityd",
     "augmentation_settings",
     "deep_supervision_scales",
     "mirroring_transforms",

@@ -1,7 +1,8 @@
 """Intensity augmentations MONAI lacks in nnU-Net's form (per-channel probabilities, nnU-Net's gamma sampling and
 blur kernel), and MONAI's noise, brightness and contrast transforms with independent random draws.
 
-``RandGaussianNoised``, ``RandScaleIntensityd`` and ``RandScaleIntensityFixedMeand`` are MONAI's, except that their
+``IndependentRandGaussianNoised``, ``IndependentRandScaleIntensityd`` and ``IndependentRandScaleIntensityFixedMeand``
+are MONAI's ``RandGaussianNoised``, ``RandScaleIntensityd`` and ``RandScaleIntensityFixedMeand``, except that their
 array transform gets a random stream of its own: MONAI seeds it with the dictionary transform's own seed, so the
 "apply?" draw and the drawn factor would come from the same numbers.
 """
@@ -20,8 +21,9 @@ from monai import transforms as monai_transforms
 from monai.transforms import AdjustContrast, MapTransform, Randomizable
 from monai.utils import MAX_SEED
 
-__all__ = ["RandChannelGaussianSmoothd", "RandChannelLowResolutiond", "RandGammad", "RandGaussianNoised",
-           "RandScaleIntensityFixedMeand", "RandScaleIntensityd", "nnunet_gaussian_kernel", "sample_around_one"]
+__all__ = ["IndependentRandGaussianNoised", "IndependentRandScaleIntensityFixedMeand", "IndependentRandScaleIntensityd",
+           "RandChannelGaussianSmoothd", "RandChannelLowResolutiond", "RandGammad", "nnunet_gaussian_kernel",
+           "sample_around_one"]
 
 
 class _IndependentInnerStream:
@@ -35,19 +37,20 @@ class _IndependentInnerStream:
         return self
 
 
-class RandGaussianNoised(_IndependentInnerStream, monai_transforms.RandGaussianNoised):
+class IndependentRandGaussianNoised(_IndependentInnerStream, monai_transforms.RandGaussianNoised):
     """MONAI's ``RandGaussianNoised`` whose noise is drawn independently of its apply decision."""
 
     _inner = "rand_gaussian_noise"
 
 
-class RandScaleIntensityd(_IndependentInnerStream, monai_transforms.RandScaleIntensityd):
+class IndependentRandScaleIntensityd(_IndependentInnerStream, monai_transforms.RandScaleIntensityd):
     """MONAI's ``RandScaleIntensityd`` whose factor is drawn independently of its apply decision."""
 
     _inner = "scaler"
 
 
-class RandScaleIntensityFixedMeand(_IndependentInnerStream, monai_transforms.RandScaleIntensityFixedMeand):
+class IndependentRandScaleIntensityFixedMeand(_IndependentInnerStream,
+                                              monai_transforms.RandScaleIntensityFixedMeand):
     """MONAI's ``RandScaleIntensityFixedMeand`` whose factor is drawn independently of its apply decision."""
 
     _inner = "scaler"

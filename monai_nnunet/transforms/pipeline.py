@@ -25,9 +25,9 @@ from monai_nnunet.transforms.intensity import (
     RandChannelGaussianSmoothd,
     RandChannelLowResolutiond,
     RandGammad,
-    RandGaussianNoised,
-    RandScaleIntensityd,
-    RandScaleIntensityFixedMeand,
+    IndependentRandGaussianNoised,
+    IndependentRandScaleIntensityd,
+    IndependentRandScaleIntensityFixedMeand,
 )
 from monai_nnunet.transforms.labels import DeepSupervisionTargetsd, LabelsToRegionMasksd, MaskOutsideNonzerod
 from monai_nnunet.transforms.sampling import RandPatchCropWithOversamplingd
@@ -125,10 +125,10 @@ def augmentation_transforms(settings: AugmentationSettings, elastic_deformation:
                                         prob=elastic_deformation, mode=("bilinear", "nearest"),
                                         padding_mode=("zeros", "border")))
     chain += [
-        RandGaussianNoised(IMAGE, prob=0.1, mean=0.0, std=0.1, sample_std=True),
+        IndependentRandGaussianNoised(IMAGE, prob=0.1, mean=0.0, std=0.1, sample_std=True),
         RandChannelGaussianSmoothd(IMAGE, prob=0.2, sigma_range=(0.5, 1.0), prob_per_channel=0.5),
-        RandScaleIntensityd(IMAGE, factors=(-0.25, 0.25), prob=0.15, channel_wise=True),
-        RandScaleIntensityFixedMeand(IMAGE, factors=0.25, fixed_mean=True, preserve_range=True, prob=0.15,
+        IndependentRandScaleIntensityd(IMAGE, factors=(-0.25, 0.25), prob=0.15, channel_wise=True),
+        IndependentRandScaleIntensityFixedMeand(IMAGE, factors=0.25, fixed_mean=True, preserve_range=True, prob=0.15,
                                      channel_wise=True),
         RandChannelLowResolutiond(IMAGE, prob=0.25, zoom_range=(0.5, 1.0), prob_per_channel=0.5,
                                   ignore_axes=ignore_axes),

@@ -11,16 +11,16 @@ from monai import transforms as monai_transforms
 
 from monai_nnunet.data import PatchBatchStream, PreprocessedCases
 from monai_nnunet.transforms import (
-    RandGaussianNoised,
+    IndependentRandGaussianNoised,
     RandRotateScaleCropd,
-    RandScaleIntensityd,
-    RandScaleIntensityFixedMeand,
+    IndependentRandScaleIntensityd,
+    IndependentRandScaleIntensityFixedMeand,
 )
 from monai_nnunet.transforms.intensity import _gaussian_blur, nnunet_gaussian_kernel
 
-OURS = [(RandGaussianNoised, monai_transforms.RandGaussianNoised, "rand_gaussian_noise", {}),
-        (RandScaleIntensityd, monai_transforms.RandScaleIntensityd, "scaler", {"factors": 0.25}),
-        (RandScaleIntensityFixedMeand, monai_transforms.RandScaleIntensityFixedMeand, "scaler", {"factors": 0.25})]
+OURS = [(IndependentRandGaussianNoised, monai_transforms.RandGaussianNoised, "rand_gaussian_noise", {}),
+        (IndependentRandScaleIntensityd, monai_transforms.RandScaleIntensityd, "scaler", {"factors": 0.25}),
+        (IndependentRandScaleIntensityFixedMeand, monai_transforms.RandScaleIntensityFixedMeand, "scaler", {"factors": 0.25})]
 
 
 @pytest.mark.parametrize("ours,monai_version,inner,kwargs", OURS, ids=[o[0].__name__ for o in OURS])

@@ -2,7 +2,7 @@
 trainer side by side, over several seeds, in one run.
 
     python benchmarks/accuracy_hippocampus.py [--budget cpu|gpu] [--seeds 3] [--compare-nnunet]
-                                              [--nnunet-python PATH] [--workdir DIR]
+                                              [--nnunet-python PATH] [--workdir DIR] [--set KEY=VALUE]
 
 The data (``../shared/data/Dataset004_Hippocampus``, or ``MONAI_NNUNET_HIPPOCAMPUS``) is read in place. Our
 ``plan_and_preprocess`` plans it; both tools train with the *same plans file* and the same ``splits_final.json``:
@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO_ROOT, nnunet_bin, nnunet_python, require_hippocampus  # noqa: E402
@@ -82,19 +84,36 @@ def prepare_ours(work: Path, budget: dict, threads: int) -> dict[str, str]:
     return env
 
 
-def train_ours(work: Path, env: dict[str, str], budget: dict, seed: int, threads: int) -> dict:
+_OURS = """
+import json, sys, torch
+from monai_nnunet.training.execution import build_trainer
+args = json.loads(sys.argv[1])
+torch.set_num_threads(args["threads"])
+trainer = build_trainer("4", args["configuration"], 0, plans=args["plans"], device=args["device"],
+                        num_epochs=args["epochs"], iterations_per_epoch=args["iterations"], val_every=args["epochs"],
+                        seed=args["seed"], overwrite=True)
+workflow = trainer.initialize()
+if args["bundle"]:  # bundle values, as a user sets them in train.yaml
+    for key, value in args["bundle"].items():
+        workflow.parser[key] = value
+    workflow.parser.parse(reset=True)
+workflow.run()
+workflow.finalize()
+"""
+
+
+def train_ours(work: Path, env: dict[str, str], budget: dict, seed: int, threads: int,
+               bundle: dict | None = None) -> dict:
     results = work / f"results_ours_seed{seed}"
     if results.exists():
         shutil.rmtree(results)
     results.mkdir()
-    code = ("import torch; torch.set_num_threads({t}); "
-            "from monai_nnunet.training.execution import run_training; "
-            "run_training('4', {c!r}, 0, plans={p!r}, device={d!r}, num_epochs={e}, iterations_per_epoch={i}, "
-            "val_every={e}, seed={s}, overwrite=True)").format(t=threads, c=budget["configuration"],
-                                                              p=budget["plans"], d=budget["device"],
-                                                              e=budget["epochs"], i=budget["iterations"], s=seed)
+    settings = {"threads": threads, "configuration": budget["configuration"], "plans": budget["plans"],
+                "device": budget["device"], "epochs": budget["epochs"], "iterations": budget["iterations"],
+                "seed": seed, "bundle": bundle or {}}
     start = time.perf_counter()
-    _run([sys.executable, "-c", code], dict(env, nnUNet_results=str(results)), f"our training (seed {seed})")
+    _run([sys.executable, "-c", _OURS, json.dumps(settings)], dict(env, nnUNet_results=str(results)),
+         f"our training (seed {seed})")
     seconds = time.perf_counter() - start
     summary = next(results.glob(f"{DATASET}/*/fold_0/validation_raw/summary.json"))
     return {**_dice(summary), "seconds": seconds}
@@ -159,7 +178,15 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="keep the preprocessed data and results here")
     parser.add_argument("--epochs", type=int, default=None, help="override the budget's epochs (a quick check)")
     parser.add_argument("--iterations", type=int, default=None, help="override the budget's iterations per epoch")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a value of our run's bundle (YAML), e.g. --set cpu_bf16=true; repeatable")
     args = parser.parse_args()
+    bundle = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        bundle[key] = yaml.safe_load(value)
     budget = dict(BUDGETS[args.budget])
     budget.update({k: v for k, v in (("epochs", args.epochs), ("iterations", args.iterations)) if v})
     python = nnunet_python(args.nnunet_python) if args.compare_nnunet else None
@@ -168,13 +195,13 @@ def main() -> None:
                          "../nnunet_venv)")
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="accuracy_hippocampus_"))
     print(f"budget {args.budget}: {budget['configuration']} ({budget['plans']}), fold 0, {budget['epochs']} epochs x "
-          f"{budget['iterations']} iterations, {budget['device']}; {args.seeds} seed(s) per tool; work in {work}",
-          flush=True)
+          f"{budget['iterations']} iterations, {budget['device']}; {args.seeds} seed(s) per tool"
+          + (f"; ours with {bundle}" if bundle else "") + f"; work in {work}", flush=True)
     ours_env = prepare_ours(work, budget, args.threads)
     nnunet_env = prepare_nnunet(work, python, budget, ours_env, args.threads) if python else None
     runs: dict[str, list[dict]] = {"ours": [], "nnU-Net": []}
     for seed in range(args.seeds):  # the tools alternate, so a slower phase of a shared machine hits both
-        runs["ours"].append(train_ours(work, ours_env, budget, seed, args.threads))
+        runs["ours"].append(train_ours(work, ours_env, budget, seed, args.threads, bundle))
         print(f"  ours    seed {seed}: mean Dice {runs['ours'][-1]['mean']:.4f}", flush=True)
         if python:
             runs["nnU-Net"].append(train_nnunet(work, python, nnunet_env, budget, seed, args.threads))

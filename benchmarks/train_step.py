@@ -1,13 +1,15 @@
 """Seconds per training iteration for the Hippocampus 3d_fullres plans: ours and nnU-Net v2's, same plans, batch,
 patch and threads, in one run.
 
-    python benchmarks/train_step.py [--device cpu] [--threads 2] [--iterations 5] [--nnunet-python PATH]
+    python benchmarks/train_step.py [--device cpu] [--threads 2] [--iterations 5] [--nnunet-python PATH] [--compile]
 
 Both run their real training step on the same random batch (7 x 1 x 40 x 56 x 40, deep-supervision targets):
 ours is the iteration of the run bundle's ``train#trainer`` (MONAI's ``SupervisedTrainer`` iteration with
-PlansDynUNet, DC_and_CE_loss with deep supervision, SGD, the ``GradientClipping`` handler) and the poly LR step; nnU-Net's is ``nnUNetTrainer.train_step`` from a side
-venv (--nnunet-python, NNUNET_PYTHON or ../nnunet_venv). Each tool runs in its own process, alternating, and the
-median of the timed iterations (after warm-up) is reported. The plans come from our plan_and_preprocess of the
+PlansDynUNet, DC_and_CE_loss with deep supervision, SGD, the ``GradientClipping`` handler) and the poly LR step,
+with the bundle's speed options as it sets them and with each of them off; nnU-Net's is ``nnUNetTrainer.train_step``
+from a side venv (--nnunet-python, NNUNET_PYTHON or ../nnunet_venv), with its defaults (on CUDA with its
+``nnUNet_compile`` both ways). Each variant runs in its own process, alternating, and the median of the timed
+iterations (after warm-up) is reported with its ratio to nnU-Net's time. The plans come from our plan_and_preprocess of the
 shared Hippocampus data (equal to nnU-Net's), made in a temporary folder unless --preprocessed is given.
 """
 
@@ -27,7 +29,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO_ROOT, fresh_dir, nnunet_python, require_hippocampus  # noqa: E402
 
 
-def run_ours(preprocessed: str, iterations: int, warmup: int, threads: int, device: str) -> dict:
+#: the bundle's speed options, each measured: the defaults, each option off, all off (nnU-Net's kernels)
+VARIANTS = {
+    "defaults": {},
+    "without group-norm kernels": {"group_norm_kernels": False},
+    "without channels-last": {"channels_last": False},
+    "neither (nnU-Net's kernels)": {"group_norm_kernels": False, "channels_last": False},
+}
+
+
+def run_ours(preprocessed: str, iterations: int, warmup: int, threads: int, device: str,
+             options: dict | None = None) -> dict:
     import numpy as np
     import torch
 
@@ -40,6 +52,10 @@ def run_ours(preprocessed: str, iterations: int, warmup: int, threads: int, devi
                             preprocessed_folder=Path(preprocessed) / "Dataset004_Hippocampus",
                             output_folder=tempfile.mkdtemp())
     workflow = trainer.initialize()
+    if options:  # the bundle's speed options, as a user sets them in train.yaml
+        for key, value in options.items():
+            workflow.parser[key] = value
+        workflow.parser.parse(reset=True)
     engine = workflow.parser.get_parsed_content("train#trainer")
     lr_scheduler = workflow.parser.get_parsed_content("lr_scheduler")
     from monai_nnunet.transforms.labels import deep_supervision_scales
@@ -80,12 +96,18 @@ def main() -> None:
     parser.add_argument("--preprocessed", default=None, help="our nnUNet_preprocessed holding Dataset004")
     parser.add_argument("--nnunet-preprocessed", default=None, help="nnU-Net's nnUNet_preprocessed holding Dataset004")
     parser.add_argument("--nnunet-python", default=None)
-    parser.add_argument("--child", nargs=5, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help="also measure compile_network: true")
+    parser.add_argument("--child", nargs=6, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        pre, it, wu, th, dev = args.child
-        print(json.dumps(run_ours(pre, int(it), int(wu), int(th), dev)))
+        pre, it, wu, th, dev, options = args.child
+        print(json.dumps(run_ours(pre, int(it), int(wu), int(th), dev, json.loads(options))))
         return
+    variants = dict(VARIANTS)
+    if args.device == "cpu":
+        variants["defaults + cpu_bf16 (opt-in)"] = {"cpu_bf16": True}
+    if args.compile:
+        variants["defaults + compile_network"] = {"compile_network": True}
     data = require_hippocampus()
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,20 +130,29 @@ def main() -> None:
             subprocess.run([str(py.parent / "nnUNetv2_plan_and_preprocess"), "-d", "4", "-c", "3d_fullres", "-np", "2"],
                            env=dict(env, nnUNet_raw=str(raw), nnUNet_preprocessed=theirs_pre,
                                     nnUNet_results=str(root / "res")), check=True, capture_output=True)
-        ours, theirs = [], []
-        for _ in range(args.rounds):
-            ours += measure([sys.executable, __file__, "--child", pre, str(args.iterations), str(args.warmup),
-                             str(args.threads), args.device], env)
+        ours: dict[str, list[float]] = {name: [] for name in variants}
+        theirs: dict[str, list[float]] = {}
+        # nnU-Net with its defaults; on CUDA also with its nnUNet_compile setting both ways
+        nnunet_runs = {"nnU-Net v2": {}} if args.device != "cuda" else {
+            "nnU-Net v2 (nnUNet_compile=t)": {"nnUNet_compile": "t"},
+            "nnU-Net v2 (nnUNet_compile=f)": {"nnUNet_compile": "f"}}
+        for _ in range(args.rounds):  # alternating, so a slower phase of a shared machine hits every variant
+            for name, options in variants.items():
+                ours[name] += measure([sys.executable, __file__, "--child", pre, str(args.iterations),
+                                       str(args.warmup), str(args.threads), args.device, json.dumps(options)], env)
             if py is not None:
-                theirs += measure([str(py), str(Path(__file__).parent / "_nnunet_train_step.py"), theirs_pre,
-                                   str(args.iterations), str(args.warmup), str(args.threads), args.device], env)
+                for name, extra in nnunet_runs.items():
+                    theirs.setdefault(name, [])
+                    theirs[name] += measure([str(py), str(Path(__file__).parent / "_nnunet_train_step.py"),
+                                             theirs_pre, str(args.iterations), str(args.warmup), str(args.threads),
+                                             args.device], dict(env, **extra))
+    reference = statistics.median(next(iter(theirs.values()))) if theirs else None
     print(f"training iteration, Hippocampus 3d_fullres (batch 7, patch 40x56x40), {args.device}, "
-          f"{args.threads} thread(s), median of {len(ours)} iterations:")
-    print(f"  monai_nnunet  {statistics.median(ours):.3f} s")
-    if theirs:
-        print(f"  nnU-Net v2    {statistics.median(theirs):.3f} s")
-        print(f"  nnU-Net / ours: {statistics.median(theirs) / statistics.median(ours):.2f}x")
-    else:
+          f"{args.threads} thread(s), median of {args.rounds} x {args.iterations} iterations:")
+    for name, times in {**{f"ours, {k}": v for k, v in ours.items()}, **theirs}.items():
+        ratio = f"  {statistics.median(times) / reference:.2f}x nnU-Net's time" if reference else ""
+        print(f"  {name:<44} {statistics.median(times):.3f} s{ratio}")
+    if not theirs:
         print("  (nnU-Net v2 not found: pass --nnunet-python to compare in the same run)")
 
 

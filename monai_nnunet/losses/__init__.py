@@ -6,6 +6,7 @@ Every class here works on logits (B, C, H, W[, D]) and integer label maps (B, 1,
 """
 
 from monai_nnunet.losses._maps import boundary_regions, label_blobs
+from monai_nnunet.losses._utils import set_value_checks
 from monai_nnunet.losses.blob_dice import BlobDiceLoss
 from monai_nnunet.losses.compound import (
     DC_and_BCE_loss,
@@ -31,4 +32,5 @@ __all__ = [
     "DC_and_Region_CE_loss",
     "label_blobs",
     "boundary_regions",
+    "set_value_checks",
 ]

@@ -92,6 +92,30 @@ def _match_map(
     return tmap
 
 
+def set_value_checks(loss: torch.nn.Module, enabled: bool) -> int:
+    """Whether ``loss`` (and every loss inside it) checks its targets' values on every call: label range, integral
+    labels, one-hot range.
+
+    On by default, so a bad label map gives a clear error instead of a wrong loss or an index error deep inside
+    torch. Each check reads a value back from the device (a host synchronisation that stalls a GPU step), so the
+    training bundle switches them off for its loss (``check_loss_inputs: false``): its labels were verified when the
+    dataset was preprocessed. Shapes and channel counts are always checked (no synchronisation).
+
+    Args:
+        loss: a loss module (e.g. ``DeepSupervisionWrapper(DC_and_CE_loss(...))``).
+        enabled: the new setting.
+
+    Returns:
+        the number of losses changed (modules with a ``check_values`` switch).
+    """
+    changed = 0
+    for module in loss.modules():
+        if hasattr(module, "check_values"):
+            module.check_values = bool(enabled)
+            changed += 1
+    return changed
+
+
 def _value_stats(t: torch.Tensor, ignore_label: int | None = None) -> tuple[float, float, bool]:
     """(min, max, all values integral) of ``t``, ``ignore_label`` voxels counted as 0, in one device sync."""
     if t.dtype == torch.bool:

@@ -90,6 +90,9 @@ class DC_and_CE_loss(_Loss):
         loss = DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False}, {})
     """
 
+    #: check target values on every call (a host synchronisation each); see ``set_value_checks``
+    check_values: bool = True
+
     def __init__(
         self,
         soft_dice_kwargs: dict | None = None,
@@ -135,7 +138,8 @@ class DC_and_CE_loss(_Loss):
                 f"net_output must have at least 2 channels when do_bg=False (channel 0 is dropped), got {num_classes}."
             )
         target = _match_map(net_output, target, "target", (1,))
-        _check_label_values(target, num_classes, self.ignore_label)
+        if self.check_values:
+            _check_label_values(target, num_classes, self.ignore_label)
         return target.long()
 
     def _dc_ce(
@@ -145,17 +149,21 @@ class DC_and_CE_loss(_Loss):
         if self.ignore_label is not None:
             mask = target != self.ignore_label
             target_dice = torch.where(mask, target, torch.zeros_like(target))
-            has_annotation = bool(mask.any())
         else:
-            mask, target_dice, has_annotation = None, target, True
+            mask, target_dice = None, target
 
         result = _zero_with_grad(net_output)
         if self.weight_dice != 0:
             if probs is None:
                 probs = _softmax_channels(net_output)
             result = result + self.weight_dice * self.dc._dice(probs, target_dice, mask)
-        if self.weight_ce != 0 and has_annotation:
-            result = result + self.weight_ce * self.ce(net_output, target)
+        if self.weight_ce != 0:
+            ce = self.ce(net_output, target)
+            if mask is not None:
+                # nnU-Net leaves the CE out when nothing is annotated (its mean would be 0/0); chosen on the device,
+                # not with a host synchronisation (the CE's gradient is 0 there anyway)
+                ce = torch.where(mask.any(), ce, torch.zeros((), dtype=ce.dtype, device=ce.device))
+            result = result + self.weight_ce * ce
         return result, mask
 
     def forward(self, net_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -191,6 +199,9 @@ class DC_and_BCE_loss(_Loss):
     elements without ignore mask, and with it the sum over regions and annotated voxels divided
     by the number of annotated voxels.
     """
+
+    #: check target values on every call (a host synchronisation each); see ``set_value_checks``
+    check_values: bool = True
 
     def __init__(
         self,
@@ -255,7 +266,7 @@ class DC_and_BCE_loss(_Loss):
                 + (f"shape {tuple(target.shape)}." if isinstance(target, torch.Tensor) else f"{type(target).__name__}.")
             )
         _match_map(net_output, target, "target", (expected,))
-        lo, hi = _one_hot_range(target)
+        lo, hi = _one_hot_range(target) if self.check_values else (0.0, 1.0)
         if lo < 0 or hi > 1:
             raise ValueError(f"target must hold region memberships in [0, 1], found values in [{lo:g}, {hi:g}].")
 

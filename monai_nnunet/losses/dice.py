@@ -44,6 +44,9 @@ class SoftDiceLoss(_Loss):
         value = loss(logits, labels)  # logits (2, 3, 64, 64, 64), labels (2, 1, 64, 64, 64)
     """
 
+    #: check target values on every call (a host synchronisation each); see ``set_value_checks``
+    check_values: bool = True
+
     def __init__(
         self,
         apply_nonlin: Callable[[torch.Tensor], torch.Tensor] | str | None = "softmax",
@@ -112,14 +115,15 @@ class SoftDiceLoss(_Loss):
             )
         target = _match_map(input, target, "target", (1, num_classes))
         if target.shape[1] == num_classes:  # one-hot / region encoding (nnU-Net: same shape as input)
-            lo, hi = _one_hot_range(target)
+            lo, hi = _one_hot_range(target) if self.check_values else (0.0, 1.0)
             if lo < 0 or hi > 1:
                 raise ValueError(
                     f"target with {num_classes} channel(s) is read as one-hot / regions and must hold values "
                     f"in [0, 1], found values in [{lo:g}, {hi:g}]."
                 )
             return target
-        _check_label_values(target, num_classes, None)
+        if self.check_values:
+            _check_label_values(target, num_classes, None)
         return target.long()
 
     def _dice(

@@ -4,6 +4,7 @@ would (sliding window, mirroring test-time augmentation), written in their origi
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from monai_nnunet.dataset.dataset_json import load_dataset_json
 from monai_nnunet.evaluation import evaluate_folder
 from monai_nnunet.inference import Predictor, iter_preprocessed_cases, predict_cases_to_folder
 from monai_nnunet.networks.config import unwrap_network
+from monai_nnunet.networks.fast_kernels import standard_kernels
 from monai_nnunet.planning.plans import PlansManager
 from monai_nnunet.training.distributed import rank
 from monai_nnunet.training.handlers.training_log import log_line
@@ -62,7 +64,9 @@ class FinalValidation:
         """Predicts, writes and evaluates the validation cases (rank 0 only); returns ``summary.json``."""
         if rank() != 0:
             return None
-        network = unwrap_network(self.network)
+        # the network nnUNetv2_predict would build: PyTorch's instance-norm kernels, contiguous weights (a copy, so
+        # the training network keeps its speed options)
+        network = standard_kernels(copy.deepcopy(unwrap_network(self.network)))
         if self.checkpoint is not None:
             state = load_checkpoint(self.checkpoint, map_location="cpu")
             network.load_state_dict(state["network_weights"])

@@ -32,6 +32,10 @@ from tests.conftest import fold_folder
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = ["-device", "cpu", "--epochs", "3", "--iterations_per_epoch", "2", "--val_every", "1"]
+# an overlay's imports replace the bundle's: the bundle's own, and the probes
+IMPORTS = ["$import torch", "$import monai", "$import monai_nnunet.losses as nnunet_losses",
+           "$import monai_nnunet.training as nnunet_training", "$import monai_nnunet.transforms as nnunet_transforms",
+           "$import tests.training.ddp_probes as probes"]
 EPOCH = re.compile(r"epoch (\d+) train_loss ([0-9.]+) val_loss ([0-9.]+)")
 
 
@@ -118,8 +122,7 @@ def test_resume_under_torchrun_continues_the_run(run_env, torchrun_fold):
 def test_bundle_under_torchrun_with_the_multi_gpu_overlay(run_env, torchrun_fold, tmp_path):
     probe = tmp_path / "probe.yaml"
     probe.write_text(
-        "imports: ['$import torch', '$import monai', '$import monai_nnunet.training as nnunet_training',\n"
-        "          '$import monai_nnunet.transforms as nnunet_transforms', '$import tests.training.ddp_probes as probes']\n"
+        f"imports: {IMPORTS}\n"
         f"train#trainer#train_handlers: \"$@train#handlers + [probes.SaveRankWeights('{tmp_path / 'weights'}')]\"\n")
     out = tmp_path / "bundle_run"
     files = f"['configs/train.yaml','configs/multi_gpu_train.yaml','{probe}']"
@@ -140,8 +143,7 @@ def test_bundle_under_torchrun_with_the_multi_gpu_overlay(run_env, torchrun_fold
 def test_a_failing_rank_ends_the_run(run_env, torchrun_fold, tmp_path):
     probe = tmp_path / "fail.yaml"
     probe.write_text(
-        "imports: ['$import torch', '$import monai', '$import monai_nnunet.training as nnunet_training',\n"
-        "          '$import monai_nnunet.transforms as nnunet_transforms', '$import tests.training.ddp_probes as probes']\n"
+        f"imports: {IMPORTS}\n"
         "train#trainer#train_handlers: \"$@train#handlers + [probes.FailOnRank(1, 3)]\"\n")
     files = f"['configs/train.yaml','configs/multi_gpu_train.yaml','{probe}']"
     result = _run(_torchrun("-m", "monai.bundle", "run", "--config_file", files, "--output_dir",

@@ -31,7 +31,7 @@ def deep_supervision_weights(num_outputs: int, lowest_weight: float = 0.0) -> li
         list of ``num_outputs`` floats.
 
     Raises:
-        ValueError: when ``num_outputs`` is not a positive int.
+        ValueError: when ``num_outputs`` is not a positive int or ``lowest_weight`` is not in [0, 1).
     """
     if isinstance(num_outputs, bool) or not isinstance(num_outputs, int) or num_outputs < 1:
         raise ValueError(f"num_outputs must be a positive int, got {num_outputs!r}.")
@@ -77,7 +77,8 @@ class DeepSupervisionWrapper(_Loss):
                 (nnU-Net's 1e-6 under DDP, so its head gets a gradient; 0 otherwise).
 
         Raises:
-            ValueError: when ``loss`` is not callable or ``weight_factors`` is empty, negative or all zero.
+            ValueError: when ``loss`` is not callable, ``weight_factors`` is empty, negative or all zero, or
+                ``lowest_weight`` is not in [0, 1).
         """
         super().__init__()
         if not callable(loss):
@@ -92,7 +93,8 @@ class DeepSupervisionWrapper(_Loss):
             self.weight_factors: tuple[float, ...] | None = weights
         else:
             self.weight_factors = None
-            deep_supervision_weights(2, lowest_weight)  # checks the value
+        if not 0.0 <= float(lowest_weight) < 1.0:
+            raise ValueError(f"lowest_weight must be in [0, 1), got {lowest_weight!r}.")
         self.lowest_weight = float(lowest_weight)
         self.loss = loss
 

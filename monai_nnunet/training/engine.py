@@ -23,16 +23,9 @@ from torch import nn
 from monai_nnunet.data import apply_per_sample
 from monai_nnunet.networks.fast_kernels import channels_last as to_channels_last
 from monai_nnunet.networks.fast_kernels import use_group_norm_kernels
-from monai_nnunet.training.distributed import (
-    DistributedSetupError,
-    is_distributed,
-    rank,
-    rank_batch_share,
-    split_batch,
-)
+from monai_nnunet.training.distributed import DistributedSetupError, is_distributed
 
-__all__ = ["NnUNetPrepareBatch", "NnUNetSupervisedTrainer", "full_resolution_output", "is_distributed",
-           "prepare_network", "rank", "rank_batch_share", "split_batch"]
+__all__ = ["NnUNetPrepareBatch", "NnUNetSupervisedTrainer", "full_resolution_output", "prepare_network"]
 
 _UNUSED_PARAMETER_ERROR = "Expected to have finished reduction in the prior iteration"
 

@@ -54,12 +54,39 @@ def dice_improved(current: float, best: float) -> bool:
     return bool(np.isnan(float(best)) or current > float(best))
 
 
-class CaseMeanDice(Metric):
-    """Dice per foreground class on whole validation cases, averaged over cases (NaN where a class is absent from
-    both prediction and reference), then over classes.
+class _PerClassDice(Metric):
+    """A Dice per foreground class or region and their mean (NaN classes left out of the mean).
 
     ``compute()`` returns the mean; :meth:`completed` also stores the per-class values under
-    ``f"{name}_per_class"`` in ``engine.state.metrics``. Under DDP the counts are summed over the ranks.
+    ``f"{name}_per_class"`` in ``engine.state.metrics``. Subclasses count in ``reset``/``update`` and give the
+    per-class values (reduced over the ranks under DDP) in ``compute_per_class``.
+    """
+
+    def __init__(self, classes: Sequence, ignore_label: int | None = None, regions: bool = False,
+                 output_transform=lambda output: (output["pred"], output["label"]),
+                 device: str | torch.device = "cpu") -> None:
+        self.classes = [tuple(c) if isinstance(c, (list, tuple)) else int(c) for c in classes]
+        if not self.classes:
+            raise ValueError(f"{type(self).__name__} needs at least one foreground class")
+        self.ignore_label = None if ignore_label is None else int(ignore_label)
+        self.regions = bool(regions)
+        super().__init__(output_transform=output_transform, device=device)
+
+    def compute_per_class(self) -> list[float]:
+        raise NotImplementedError
+
+    def compute(self) -> float:
+        return _mean_over_classes(self.compute_per_class())
+
+    def completed(self, engine: Engine, name: str) -> None:
+        per_class = self.compute_per_class()
+        engine.state.metrics[name] = _mean_over_classes(per_class)
+        engine.state.metrics[f"{name}_per_class"] = per_class
+
+
+class CaseMeanDice(_PerClassDice):
+    """Dice per foreground class on whole validation cases, averaged over cases (NaN where a class is absent from
+    both prediction and reference), then over classes. Under DDP the sums are reduced over the ranks.
 
     Args:
         classes: foreground label values, or tuples of labels for region-based datasets.
@@ -68,16 +95,6 @@ class CaseMeanDice(Metric):
         output_transform: maps the evaluator's output to ``(logits (1, K, *spatial), label (1, 1, *spatial))``.
         device: where the reduction over ranks happens.
     """
-
-    def __init__(self, classes: Sequence, ignore_label: int | None = None, regions: bool = False,
-                 output_transform=lambda output: (output["pred"], output["label"]),
-                 device: str | torch.device = "cpu") -> None:
-        self.classes = [tuple(c) if isinstance(c, (list, tuple)) else int(c) for c in classes]
-        if not self.classes:
-            raise ValueError("CaseMeanDice needs at least one foreground class")
-        self.ignore_label = None if ignore_label is None else int(ignore_label)
-        self.regions = bool(regions)
-        super().__init__(output_transform=output_transform, device=device)
 
     @reinit__is_reduced
     def reset(self) -> None:
@@ -105,27 +122,16 @@ class CaseMeanDice(Metric):
             values = (self._dice_sum / self._dice_cases).cpu().numpy()
         return [float(v) for v in values]
 
-    def compute(self) -> float:
-        return _mean_over_classes(self.compute_per_class())
-
-    def completed(self, engine: Engine, name: str) -> None:
-        per_class = self.compute_per_class()
-        engine.state.metrics[name] = _mean_over_classes(per_class)
-        engine.state.metrics[f"{name}_per_class"] = per_class
-
 
 def _mean_over_classes(per_class: Sequence[float]) -> float:
     finite = [v for v in per_class if not np.isnan(v)]
     return float(np.mean(finite)) if finite else float("nan")
 
 
-class PseudoDice(Metric):
+class PseudoDice(_PerClassDice):
     """nnU-Net's per-epoch "pseudo Dice" on the validation patches: true/false positives and false negatives summed
     over all patches of the epoch (and over the ranks under DDP), then ``2 tp / (2 tp + fp + fn)`` per foreground
     class or region, and their mean. Counted on the device: no host synchronisation per batch.
-
-    ``compute()`` returns the mean; :meth:`completed` also stores the per-class values under
-    ``f"{name}_per_class"``.
 
     Args:
         classes: foreground label values, or tuples of labels (regions).
@@ -134,16 +140,6 @@ class PseudoDice(Metric):
         output_transform: maps the evaluator's output to ``(logits (B, K, *spatial), label (B, 1 or R, *spatial))``.
         device: where the counts are kept (the evaluator's device).
     """
-
-    def __init__(self, classes: Sequence, ignore_label: int | None = None, regions: bool = False,
-                 output_transform=lambda output: (output["pred"], output["label"]),
-                 device: str | torch.device = "cpu") -> None:
-        self.classes = [tuple(c) if isinstance(c, (list, tuple)) else int(c) for c in classes]
-        if not self.classes:
-            raise ValueError("PseudoDice needs at least one foreground class")
-        self.ignore_label = None if ignore_label is None else int(ignore_label)
-        self.regions = bool(regions)
-        super().__init__(output_transform=output_transform, device=device)
 
     @reinit__is_reduced
     def reset(self) -> None:
@@ -175,11 +171,3 @@ class PseudoDice(Metric):
     @sync_all_reduce("_counts")
     def compute_per_class(self) -> list[float]:
         return [float(v) for v in dice_from_counts(self._counts.cpu().numpy())]
-
-    def compute(self) -> float:
-        return _mean_over_classes(self.compute_per_class())
-
-    def completed(self, engine: Engine, name: str) -> None:
-        per_class = self.compute_per_class()
-        engine.state.metrics[name] = _mean_over_classes(per_class)
-        engine.state.metrics[f"{name}_per_class"] = per_class

@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "find_best_configuration": ("find_best_configuration",
                                 "compare trained configurations and their ensembles; write inference instructions"),
     "ensemble": ("ensemble", "average the saved probabilities of several prediction folders"),
+    "determine_postprocessing": ("determine_postprocessing",
+                                 "choose the connected-component post-processing on cross-validation predictions"),
+    "apply_postprocessing": ("apply_postprocessing", "apply a postprocessing.json to a folder of predictions"),
     "move_plans_between_datasets": ("move_plans_between_datasets",
                                     "copy plans to another dataset (pretraining / fine-tuning)"),
     "train": ("train", "train one fold of a configuration (nnU-Net's recipe, run as a MONAI bundle)"),
@@ -114,4 +117,6 @@ evaluate_simple_entry = _entry("evaluate_simple")
 accumulate_crossval_results_entry = _entry("accumulate_crossval_results")
 find_best_configuration_entry = _entry("find_best_configuration")
 ensemble_entry = _entry("ensemble")
+determine_postprocessing_entry = _entry("determine_postprocessing")
+apply_postprocessing_entry = _entry("apply_postprocessing")
 move_plans_between_datasets_entry = _entry("move_plans_between_datasets")

@@ -56,8 +56,15 @@ def key_to_label_or_region(key: str) -> LabelOrRegion:
 
 
 def labels_or_regions_to_evaluate(dataset: DatasetDescription) -> list[LabelOrRegion]:
-    """The dataset's regions when it declares regions, else its foreground labels (nnU-Net's choice)."""
-    return list(dataset.foreground_regions) if dataset.has_regions else list(dataset.foreground_labels)
+    """The dataset's regions when it declares regions, else its foreground labels (nnU-Net's choice).
+
+    As nnU-Net's label manager gives them: a region declared as one label (``"b": 2``) stays an int (key ``"2"``),
+    one declared as a list is a tuple (key ``"(1, 2)"``).
+    """
+    if not dataset.has_regions:
+        return list(dataset.foreground_labels)
+    return [v if isinstance(v, tuple) else int(v) for name, v in dataset.labels.items()
+            if name not in ("ignore", "background")]
 
 
 def save_summary_json(results: Mapping[str, Any], output_file: str | os.PathLike) -> None:

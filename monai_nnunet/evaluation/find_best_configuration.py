@@ -5,11 +5,10 @@ copied into ``TRAINER__PLANS__CONFIG/crossval_results_folds_0_1_2_3_4/`` and eva
 (``summary.json``). Every pair of models is ensembled (mean of their validation probabilities, which the folds must
 have saved with ``--npz``) into ``$nnUNet_results/DatasetXXX/ensembles/ensemble___A___B___0_1_2_3_4/`` and
 evaluated. The best foreground mean Dice wins (ties go to the simpler candidate: single models come first);
+the winner's cross-validation predictions then choose its connected-component post-processing (``postprocessing.json``
+and nnU-Net's ``postprocessing.pkl`` in its source folder, see :mod:`monai_nnunet.postprocessing`).
 ``inference_information.json`` and ``inference_instructions.txt`` in ``$nnUNet_results/DatasetXXX/`` say what won
-and give the commands to predict with it.
-
-nnU-Net additionally determines a connected-component post-processing for the winner; that step is not part of this
-package, so the instructions stop at prediction (and ensembling).
+and give the commands to predict with it and post-process, with nnU-Net's keys and text.
 """
 
 from __future__ import annotations
@@ -27,7 +26,8 @@ from monai_nnunet.dataset.naming import resolve_dataset_name
 from monai_nnunet.evaluation.ensemble import ensemble_crossvalidations, validation_folder
 from monai_nnunet.evaluation.evaluate_folder import compute_metrics_on_folder, labels_or_regions_to_evaluate
 from monai_nnunet.planning.plans import PlansManager
-from monai_nnunet.utils.files import load_json, save_json
+from monai_nnunet.postprocessing.remove_connected_components import determine_postprocessing
+from monai_nnunet.utils.files import atomic_path, load_json, save_json
 
 __all__ = [
     "DEFAULT_CONFIGURATIONS",
@@ -140,15 +140,22 @@ def inference_command(dataset: int | str, configuration: str, plans_identifier: 
     return command + (" --save_probabilities" if save_probabilities else "")
 
 
+def _nnunet_default_num_processes() -> int:
+    """The ``-np`` nnU-Net writes into its instructions: ``nnUNet_def_n_proc``, else 8."""
+    return int(os.environ.get("nnUNet_def_n_proc") or 8)
+
+
 def inference_instructions(information: dict) -> str:
-    """The text of ``inference_instructions.txt`` for a ``find_best_configuration`` result."""
+    """The text of ``inference_instructions.txt`` for a ``find_best_configuration`` result (nnU-Net's text)."""
     best = information["best_model_or_ensemble"]
     models = best["selected_model_or_models"]
     dataset = information["dataset_name_or_id"]
-    lines = ["***Run inference like this:***", ""]
+    num_processes = _nnunet_default_num_processes()
+    lines = ["***Run inference like this:***\n"]
     ensemble = len(models) > 1
     if ensemble:
-        lines += ["An ensemble won! Run the following commands to predict with the ensemble members:", ""]
+        lines.append("An ensemble won! What a surprise! Run the following commands to run predictions with the "
+                     "ensemble members:\n")
     outputs = []
     for i, m in enumerate(models, start=1):
         out = f"OUTPUT_FOLDER_MODEL_{i}" if ensemble else "OUTPUT_FOLDER"
@@ -156,10 +163,11 @@ def inference_instructions(information: dict) -> str:
         lines.append(inference_command(dataset, m["configuration"], m["plans_identifier"], m["trainer"],
                                        information["folds"], output_folder=out, save_probabilities=ensemble))
     if ensemble:
-        lines += ["", "Then ensemble them with:", "",
-                  f"nnUNetv2_ensemble -i {' '.join(outputs)} -o OUTPUT_FOLDER"]
-    lines += ["", f"(cross-validation foreground mean Dice of this choice: "
-                  f"{best['result_on_crossval_pre_pp']:.4f})"]
+        lines += ["\nThe run ensembling with:\n",
+                  f"nnUNetv2_ensemble -i {' '.join(outputs)} -o OUTPUT_FOLDER -np {num_processes}"]
+    lines += ["\n***Once inference is completed, run postprocessing like this:***\n",
+              f"nnUNetv2_apply_postprocessing -i OUTPUT_FOLDER -o OUTPUT_FOLDER_PP -pp_pkl_file "
+              f"{best['postprocessing_file']} -np {num_processes} -plans_json {best['some_plans_file']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -251,6 +259,10 @@ def find_best_configuration(
     for k, v in scores.items():
         print(f"{k}: {v['result']:.4f}")
     print(f"\n*Best*: {best_key}: {scores[best_key]['result']:.4f}\n")
+    print("***Determining postprocessing for best model/ensemble***")
+    source = Path(scores[best_key]["source"])
+    determine_postprocessing(source, reference, source / "plans.json", source / "dataset.json", num_processes,
+                             keep_postprocessed_files=True)
     information = {
         "folds": folds,
         "dataset_name_or_id": dataset if isinstance(dataset, str) else int(dataset),
@@ -259,16 +271,19 @@ def find_best_configuration(
         "all_results": {k: v["result"] for k, v in scores.items()},
         "best_model_or_ensemble": {
             "result_on_crossval_pre_pp": scores[best_key]["result"],
-            "source": str(scores[best_key]["source"]),
-            "some_plans_file": str(Path(scores[best_key]["source"]) / "plans.json"),
+            "result_on_crossval_post_pp":
+                load_json(source / "postprocessed" / "summary.json")["foreground_mean"]["Dice"],
+            "postprocessing_file": str(source / "postprocessing.pkl"),
+            "some_plans_file": str(source / "plans.json"),
             "selected_model_or_models": [
                 {"configuration": m["configuration"], "trainer": m["trainer"], "plans_identifier": m["plans"]}
                 for m in scores[best_key]["models"]
             ],
         },
     }
-    save_json(information, results / "inference_information.json")
+    save_json(information, results / "inference_information.json", sort_keys=True)
     text = inference_instructions(information)
-    (results / "inference_instructions.txt").write_text(text)
+    with atomic_path(results / "inference_instructions.txt") as tmp:
+        tmp.write_text(text)
     print(text)
     return information

@@ -39,4 +39,4 @@ def cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 #: the two evaluations compared with nnU-Net: plain labels with the ignore label, and regions
 LABELS = [1, 2]
-REGIONS = [(1, 2), (2,)]
+REGIONS = [(1, 2), 2]  # as nnU-Net's label manager reads {"a": [1, 2], "b": 2}

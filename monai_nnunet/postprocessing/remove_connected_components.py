@@ -108,7 +108,8 @@ def determine_postprocessing(
         dataset_json_file_or_dict: labels, regions, ignore label, file ending (default
             ``folder_predictions/dataset.json``).
         num_processes: worker processes (default ``nnUNet_def_n_proc`` or the CPU count, at most 8).
-        keep_postprocessed_files: keep ``folder_predictions/postprocessed`` (its cases and ``summary.json``).
+        keep_postprocessed_files: keep ``folder_predictions/postprocessed`` (its cases and ``summary.json``; the
+            folder is emptied first, so no earlier run's files stay in it).
 
     Returns:
         ``(pp_fns, pp_fn_kwargs)``, the accepted steps (also in ``postprocessing.json`` and ``postprocessing.pkl``

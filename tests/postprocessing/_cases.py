@@ -87,3 +87,16 @@ def plans_json() -> dict:
     return {"dataset_name": "Dataset996_PostProc", "plans_name": "nnUNetPlans", "image_reader_writer": "SimpleITKIO",
             "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2], "configurations": {},
             "label_manager": "LabelManager"}
+
+
+def _information(configurations: list[str]) -> dict:
+    source = "/results/Dataset996_PostProc/" + ("ensembles/ensemble___A___B___0_1" if len(configurations) > 1 else
+                                                  "nnUNetTrainer__nnUNetPlans__3d_fullres/crossval_results_folds_0_1")
+    return {"folds": [0, 1], "dataset_name_or_id": 996, "best_model_or_ensemble": {
+        "postprocessing_file": f"{source}/postprocessing.pkl", "some_plans_file": f"{source}/plans.json",
+        "selected_model_or_models": [{"configuration": c, "trainer": "nnUNetTrainer", "plans_identifier": "nnUNetPlans"}
+                                     for c in configurations]}}
+
+
+#: find_best_configuration results (the parts the instructions use) whose inference_instructions.txt nnU-Net wrote
+INFERENCE_INFORMATION = {"single": _information(["3d_fullres"]), "ensemble": _information(["2d", "3d_fullres"])}

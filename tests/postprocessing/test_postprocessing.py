@@ -17,6 +17,7 @@ import pytest
 
 from monai_nnunet.cli.main import main
 from monai_nnunet.dataset.io import read_segmentation, write_segmentation
+from monai_nnunet.evaluation import inference_instructions
 from monai_nnunet.postprocessing import (
     NNUNET_MODULE,
     apply_postprocessing_to_folder,
@@ -27,7 +28,7 @@ from monai_nnunet.postprocessing import (
 )
 from monai_nnunet.postprocessing.pickle_writer import GlobalReference, dumps
 from tests.conftest import REPO_ROOT
-from tests.postprocessing._cases import GEOMETRY, SCENARIOS, cases, dataset_json, plans_json
+from tests.postprocessing._cases import GEOMETRY, INFERENCE_INFORMATION, SCENARIOS, cases, dataset_json, plans_json
 
 EXPECTED = json.loads((Path(__file__).parent / "fixtures" / "nnunet_postprocessing.json").read_text())
 STEP = "remove_all_but_largest_component_from_segmentation"
@@ -235,3 +236,80 @@ def test_nnunet_applies_our_pickle_to_the_same_files(tmp_path):
         ours, our_props = read_segmentation(pred / "postprocessed" / f"{name}.nii.gz")
         assert np.array_equal(theirs, ours), name
         assert np.allclose(their_props["affine"], our_props["affine"])
+
+
+@pytest.mark.parametrize("kind", list(INFERENCE_INFORMATION))
+def test_inference_instructions_are_nnunets_text(kind, monkeypatch):
+    monkeypatch.delenv("nnUNet_def_n_proc", raising=False)
+    theirs = EXPECTED["inference_instructions"][kind]
+    # nnU-Net's predict line has two spaces after -f (its fold string starts with one); ours has one
+    assert inference_instructions(INFERENCE_INFORMATION[kind]) == theirs.replace("-f  ", "-f ")
+
+
+def test_find_best_configuration_determines_the_postprocessing(nnunet_env, capsys):
+    """One trained model whose cross-validation predictions are the labels scenario: the winner's post-processing
+    is nnU-Net's decision, and inference_information.json / inference_instructions.txt carry it."""
+    name = plans_json()["dataset_name"]
+    names = sorted(cases("labels"))
+    for case, (r, _) in cases("labels").items():
+        write_segmentation(r, nnunet_env["raw"] / name / "labelsTr" / f"{case}.nii.gz", {"sitk_stuff": GEOMETRY})
+    plans = dict(plans_json(), configurations={"3d_fullres": {}})
+    (nnunet_env["preprocessed"] / name).mkdir(parents=True)
+    (nnunet_env["preprocessed"] / name / "nnUNetPlans.json").write_text(json.dumps(plans))
+    model = nnunet_env["results"] / name / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    model.mkdir(parents=True)
+    (model / "plans.json").write_text(json.dumps(plans))
+    (model / "dataset.json").write_text(json.dumps(dataset_json("labels")))
+    for i, case in enumerate(names):
+        write_segmentation(cases("labels")[case][1], model / f"fold_{i % 2}" / "validation" / f"{case}.nii.gz",
+                           {"sitk_stuff": GEOMETRY})
+    assert main(["find_best_configuration", "996", "-c", "3d_fullres", "-f", "0", "1", "-np", "1",
+                 "--disable_ensembling"]) == 0
+    assert "***Determining postprocessing for best model/ensemble***" in capsys.readouterr().out
+    source = model / "crossval_results_folds_0_1"
+    assert json.loads((source / "postprocessing.json").read_text())["postprocessing_kwargs"] == [
+        {"labels_or_regions": 1}]
+    info = json.loads((nnunet_env["results"] / name / "inference_information.json").read_text())
+    assert set(info) == {"folds", "dataset_name_or_id", "considered_models", "ensembling_allowed", "all_results",
+                         "best_model_or_ensemble"}
+    best = info["best_model_or_ensemble"]
+    assert set(best) == {"result_on_crossval_pre_pp", "result_on_crossval_post_pp", "postprocessing_file",
+                         "some_plans_file", "selected_model_or_models"}
+    expected = EXPECTED["labels"]["postprocessing_json"]
+    assert best["result_on_crossval_pre_pp"] == pytest.approx(expected["input_folder"]["foreground_mean"]["Dice"])
+    assert best["result_on_crossval_post_pp"] == pytest.approx(expected["postprocessed"]["foreground_mean"]["Dice"])
+    assert best["postprocessing_file"] == str(source / "postprocessing.pkl")
+    text = (nnunet_env["results"] / name / "inference_instructions.txt").read_text()
+    assert text == inference_instructions(info)
+    assert text.endswith(f"nnUNetv2_apply_postprocessing -i OUTPUT_FOLDER -o OUTPUT_FOLDER_PP -pp_pkl_file "
+                         f"{source / 'postprocessing.pkl'} -np 1 -plans_json {source / 'plans.json'}\n")
+    # the instructions' command runs as written (the .pkl resolves to its JSON twin)
+    out = nnunet_env["results"] / "pp"
+    assert main(["apply_postprocessing", "-i", str(source), "-o", str(out), "-pp_pkl_file",
+                 best["postprocessing_file"], "-np", "1", "-plans_json", best["some_plans_file"]]) == 0
+    assert np.array_equal(read_segmentation(out / "case_0.nii.gz")[0],
+                          read_segmentation(source / "postprocessed" / "case_0.nii.gz")[0])
+
+
+class _Payload:
+    """Unpickling this creates a marker file (what a malicious postprocessing.pkl would do with os.system)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_planted_pickle_never_runs(tmp_path, capsys):
+    ref, pred = write_scenario(tmp_path, "single_label")
+    determine_postprocessing(pred, ref, num_processes=1)
+    marker = tmp_path / "payload_ran"
+    (pred / "postprocessing.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    assert main(["apply_postprocessing", "-i", str(pred), "-o", str(tmp_path / "out"), "-pp_pkl_file",
+                 str(pred / "postprocessing.pkl"), "-np", "1"]) == 0  # read from the JSON twin
+    (pred / "postprocessing.json").unlink()
+    assert main(["apply_postprocessing", "-i", str(pred), "-o", str(tmp_path / "out"), "-pp_pkl_file",
+                 str(pred / "postprocessing.pkl"), "-np", "1"]) == 1
+    assert "we do not unpickle files" in capsys.readouterr().err
+    assert not marker.exists()

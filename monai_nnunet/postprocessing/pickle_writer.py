@@ -4,7 +4,9 @@ nnU-Net reads its post-processing as a pickle of ``(functions, kwargs)``; we nev
 write that file so nnU-Net's own ``nnUNetv2_apply_postprocessing`` can use our result. :func:`dumps` emits protocol 4
 opcodes (``PROTO``, one ``FRAME``, ``STACK_GLOBAL``, ``MEMOIZE``/``BINGET``, ``APPEND(S)``, ``SETITEM(S)``,
 ``TUPLE1-3``) for ``None``, bools, ints, floats, strings, lists, tuples, dicts and :class:`GlobalReference`, byte for
-byte as CPython's pickler writes the same values.
+byte as CPython's pickler writes the same values, with two differences that never change what is read: the whole
+pickle is one frame (CPython starts a new frame every 64 KiB), and equal strings are written once and referenced
+after (CPython does so for the same string object, which covers the repeated keys of our files).
 """
 
 from __future__ import annotations
@@ -164,8 +166,8 @@ def dumps(obj: Any) -> bytes:
         obj: ``None``, bool, int, float, str, and lists, tuples and dicts of them, and :class:`GlobalReference`.
 
     Returns:
-        The bytes ``pickle.dumps`` gives for the same values (a :class:`GlobalReference` standing for the object it
-        names).
+        The bytes ``pickle.dumps(obj, protocol=4)`` gives for the same values (a :class:`GlobalReference` standing for
+        the object it names) when they take less than 64 KiB (see the module docstring).
 
     Raises:
         TypeError: for any other type.

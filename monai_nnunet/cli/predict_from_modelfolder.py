@@ -9,7 +9,6 @@ installed from a zip, or anywhere else), so ``nnUNet_results`` need not be set.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from monai_nnunet.inference import Predictor, parse_folds
 
@@ -36,10 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-npp", type=int, default=3, help="preprocessing worker processes (default 3; 0: none)")
     parser.add_argument("-nps", type=int, default=3, help="export worker processes (default 3; 0: none)")
     parser.add_argument("-prev_stage_predictions", default=None, metavar="FOLDER",
-                        help="predictions of the previous stage (cascade stages only)")
+                        help="a cascade stage (3d_cascade_fullres): the previous stage's segmentations of the same cases "
+                             "(CASE<file_ending>), required for cascade stages as in nnU-Net")
     parser.add_argument("-device", default=None,
                         help="cuda, cpu or mps (default: cuda when available, else cpu); choose the GPU with "
                              "CUDA_VISIBLE_DEVICES")
+    parser.add_argument("-mirror_batch_size", type=int, default=None,
+                        help="window copies (unflipped + mirrored) per forward pass (default: the plans' training "
+                             "batch size; 1: one pass per flip, as nnU-Net)")
     parser.add_argument("--disable_progress_bar", action="store_true", help="no progress bar")
 
 
@@ -49,15 +52,10 @@ def run_cli(args: argparse.Namespace) -> None:
     folds = parse_folds(args.f)
     predictor = Predictor.from_results_folder(
         args.m, folds, args.chk, step_size=args.step_size, use_mirroring=not args.disable_tta, device=args.device,
-        verbose=not args.disable_progress_bar,
+        mirror_batch_size=args.mirror_batch_size, verbose=not args.disable_progress_bar,
     )
-    extra = {}
-    if args.prev_stage_predictions is not None:
-        if predictor.configuration.previous_stage_name is None:
-            print(f"-prev_stage_predictions ignored: {predictor.model.configuration_name} is not a cascade stage",
-                  file=sys.stderr)
-        else:
-            extra["folder_with_segs_from_prev_stage"] = args.prev_stage_predictions
+    # a cascade stage reads the previous stage's segmentations (the predictor checks the folder and its cases)
+    extra = {} if args.prev_stage_predictions is None else {"previous_stage_predictions": args.prev_stage_predictions}
     if args.verbose:
         print(f"model {args.m}: configuration {predictor.model.configuration_name}, trainer "
               f"{predictor.model.trainer_name}, folds {' '.join(str(f) for f in folds)}, checkpoint {args.chk}, "

@@ -132,3 +132,54 @@ def test_nnunet_installs_and_predicts_our_zip(trained_env, tmp_path):
         agreement.append(float((a == b).mean()))
     print(f"voxel agreement ours vs nnU-Net on our exported zip: {agreement}")
     assert agreement and min(agreement) > 0.95
+
+
+def test_reexport_of_nnunets_zip_has_nnunets_members(nnunet_env, tmp_path):
+    """nnU-Net's zip installed here and exported again: the same members as nnU-Net's own export."""
+    nnunet_zip = Path(__file__).parent / "fixtures" / "nnunet_model.zip"
+    assert main(["install_pretrained_model_from_zip", str(nnunet_zip)]) == 0
+    ours = tmp_path / "again.zip"
+    assert main(["export_model_to_zip", "-d", "997", "-o", str(ours), "-c", "3d_fullres", "-f", "0"]) == 0
+    with zipfile.ZipFile(nnunet_zip) as a, zipfile.ZipFile(ours) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+        for name in a.namelist():
+            if not name.endswith(".pth"):
+                assert a.read(name) == b.read(name), name
+
+
+def test_ensembles_of_exported_models_only(trained_env, tmp_path):
+    folder = _complete_folds(trained_env["results"])
+    ensembles = trained_env["results"] / DATASET / "ensembles"
+    other = "nnUNetTrainer__nnUNetPlans__2d"
+    for name in (f"ensemble___{MODEL}___{MODEL}___0_1", f"ensemble___{MODEL}___{other}___0_1"):
+        (ensembles / name).mkdir(parents=True)
+        (ensembles / name / "summary.json").write_text("{}")
+        (ensembles / name / "case_000.nii.gz").write_bytes(b"seg")
+    names = _export(tmp_path / "e.zip")
+    assert f"{DATASET}/ensembles/ensemble___{MODEL}___{MODEL}___0_1/summary.json" in names
+    assert not [n for n in names if other in n or n.endswith("case_000.nii.gz")]
+    assert folder.is_dir()
+
+
+def test_predict_from_modelfolder_options_and_errors(trained_env, tmp_path, capsys):
+    folder = trained_env["results"] / DATASET / MODEL
+    images = trained_env["raw"] / DATASET / "imagesTs"
+    out = tmp_path / "out"
+    args = ["predict_from_modelfolder", "-i", str(images), "-o", str(out), "-m", str(folder), "-f", "0", *PRED]
+    assert main([*args, "--save_probabilities", "--disable_tta", "--verbose"]) == 0
+    assert "configuration 3d_fullres" in capsys.readouterr().out
+    seg = sorted(out.glob("*.nii.gz"))
+    assert seg and all(p.with_name(p.name[: -len(".nii.gz")] + ".npz").is_file() for p in seg)
+    args_json = json.loads((out / "predict_from_raw_data_args.json").read_text())
+    assert args_json["use_mirroring"] is False and args_json["folds"] == ["0"]
+    before = seg[0].stat().st_mtime_ns
+    assert main([*args, "--continue_prediction", "--save_probabilities"]) == 0
+    assert seg[0].stat().st_mtime_ns == before and "0 case(s) written" in capsys.readouterr().out
+    assert main(["predict_from_modelfolder", "-i", str(images), "-o", str(out), "-m", str(tmp_path / "nope"),
+                 *PRED]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "nope does not exist" in err and len(err.splitlines()) == 1
+    assert main(["predict_from_modelfolder", "-i", str(images), "-o", str(out), "-m", str(folder), "-f", "0", "4",
+                 *PRED]) == 1
+    assert "fold 4" in capsys.readouterr().err
+    shutil.rmtree(out)

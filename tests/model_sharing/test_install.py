@@ -9,7 +9,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from monai_nnunet.cli.main import main
 from monai_nnunet.inference.model_loading import load_checkpoint
@@ -117,7 +116,7 @@ def test_install_replaces_files_and_keeps_others(nnunet_env, tmp_path):
     assert installed == [folder / "plans.json"]
     assert (folder / "plans.json").read_text() == "new"
     assert (folder / "fold_1" / "checkpoint_final.pth").read_bytes() == b"other fold"
-    # a checkpoint in the zip is only a file until model loading reads it as data
-    torch.save({"network_weights": {}}, tmp_path / "c.pth")
-    assert install_model_from_zip_file(_zip(tmp_path / "c.zip", [(f"{MODEL}/fold_0/postprocessing.pkl",
-                                                                   b"\x80\x04not unpickled")]))
+    # a pickle in the zip is only a file: installed, never unpickled
+    pkl = f"{MODEL}/crossval_results_folds_0/postprocessing.pkl"
+    assert install_model_from_zip_file(_zip(tmp_path / "c.zip", [(pkl, b"\x80\x04not a pickle")]))
+    assert (nnunet_env["results"] / pkl).read_bytes() == b"\x80\x04not a pickle"

@@ -1,13 +1,24 @@
 """``nnUNetv2_plot_overlay_pngs``: one PNG per case, the slice with the most foreground, colours where the labels
 are."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from matplotlib.image import imread
 
 from monai_nnunet.cli.main import main
 from monai_nnunet.dataset.io import read_segmentation
-from monai_nnunet.utils.overlay_plots import COLOR_CYCLE, generate_overlay, hex_to_rgb, select_slice_to_plot
+from monai_nnunet.utils.overlay_plots import (COLOR_CYCLE, generate_overlay, hex_to_rgb, plot_overlay,
+                                              select_slice_to_plot)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_overlay_equals_nnunets_png(tmp_path):
+    """nnU-Net 2.8.1's plot_overlay of the same files (fixtures/make_nnunet_overlay.py), pixel for pixel."""
+    out = plot_overlay(FIXTURES / "overlay_image_0000.nii.gz", FIXTURES / "overlay_label.nii.gz", tmp_path / "o.png")
+    np.testing.assert_array_equal(imread(out), imread(FIXTURES / "overlay_nnunet.png"))
 
 
 def test_generate_overlay_values():

@@ -7,7 +7,7 @@ takes, per configuration ``DatasetXXX_Name/TRAINER__PLANS__CONFIG/``:
   ``$nnUNet_preprocessed`` copy is used);
 - per fold ``fold_X/``: the requested checkpoints, ``progress.png``, ``validation/summary.json`` (with
   ``export_crossval_predictions``: every file of ``validation/`` but ``.npz``/``.pkl``), and ``debug.json`` and
-  ``network_architecture.pdf`` when present;
+  ``network_architecture.pdf`` when present; our trainer's ``validation_raw/`` goes in as nnU-Net's ``validation/``;
 - ``crossval_results_folds_X_Y/``: ``summary.json``, ``postprocessing.pkl``, ``postprocessing.json`` when present
   (with ``export_crossval_predictions``: every file);
 
@@ -30,6 +30,7 @@ import torch
 
 from monai_nnunet import paths
 from monai_nnunet.dataset.naming import resolve_dataset_name
+from monai_nnunet.evaluation.ensemble import VALIDATION_FOLDER_NAMES
 from monai_nnunet.inference.model_loading import load_checkpoint
 from monai_nnunet.model_sharing.nnunet_checkpoint import nnunet_loadable_checkpoint
 from monai_nnunet.training.configs import trainer_output_folder_name
@@ -64,12 +65,13 @@ class _ZipWriter:
     def _name(self, path: Path) -> str:
         return path.relative_to(self.results).as_posix()
 
-    def file(self, path: Path, required: bool = True, what: str = "") -> None:
+    def file(self, path: Path, required: bool = True, what: str = "", member: Path | None = None) -> None:
+        """Adds ``path`` as ``member`` (default: ``path``), relative to ``nnUNet_results``."""
         if not path.is_file():
             if required:
                 raise ModelExportError(f"{path} is missing{what}")
             return
-        name = self._name(path)
+        name = self._name(member or path)
         if name not in self.names:
             self.zf.write(path, name)
             self.names.append(name)
@@ -116,14 +118,16 @@ def _export_configuration(writer: _ZipWriter, folder: Path, dataset_name: str, c
             writer.data(path, _checkpoint_bytes(path, plans, dataset_json, configuration, fold))
         writer.file(fold_folder / "progress.png", what=" (nnU-Net's export includes each fold's training curves)")
         writer.file(fold_folder / "network_architecture.pdf", required=False)
-        validation = fold_folder / "validation"
+        validation = _validation_folder(fold_folder)
+        member = fold_folder / "validation"  # nnU-Net's name for it
         if crossval_predictions:
             if validation.is_dir():
                 for f in sorted(validation.iterdir()):
                     if f.is_file() and f.suffix not in (".npz", ".pkl"):
-                        writer.file(f)
+                        writer.file(f, member=member / f.name)
         else:
-            writer.file(validation / "summary.json", what=" (the fold's final validation has not run)")
+            writer.file(validation / "summary.json", what=" (the fold's final validation has not run)",
+                        member=member / "summary.json")
     crossval = folder / f"crossval_results_folds_{_folds_string(folds)}"
     if crossval.is_dir():
         names = sorted(p.name for p in crossval.iterdir() if p.is_file()) if crossval_predictions else _CROSSVAL_FILES
@@ -141,6 +145,14 @@ def _export_configuration(writer: _ZipWriter, folder: Path, dataset_name: str, c
     else:
         writer.file(fingerprint)
     writer.file(folder / "dataset.json")
+
+
+def _validation_folder(fold_folder: Path) -> Path:
+    """The trainer's ``validation_raw/`` (ours) or ``validation/`` (nnU-Net's), whichever has a summary."""
+    for name in VALIDATION_FOLDER_NAMES:
+        if (fold_folder / name / "summary.json").is_file():
+            return fold_folder / name
+    return fold_folder / VALIDATION_FOLDER_NAMES[0]
 
 
 def _ensemble_members(name: str) -> tuple[list[str], str] | None:

@@ -26,10 +26,11 @@ def _complete_folds(results: Path, folds=(0, 1)) -> Path:
     folder = results / DATASET / MODEL
     for f in folds:
         (folder / f"fold_{f}" / "progress.png").write_bytes(b"\x89PNG fake")
-        (folder / f"fold_{f}" / "validation").mkdir(exist_ok=True)
-        (folder / f"fold_{f}" / "validation" / "summary.json").write_text('{"foreground_mean": {"Dice": 0.5}}')
-        (folder / f"fold_{f}" / "validation" / "case_000.nii.gz").write_bytes(b"seg")
-        (folder / f"fold_{f}" / "validation" / "case_000.npz").write_bytes(b"probabilities")
+        validation = folder / f"fold_{f}" / "validation_raw"  # our trainer's name; nnU-Net's "validation" in the zip
+        validation.mkdir(exist_ok=True)
+        (validation / "summary.json").write_text('{"foreground_mean": {"Dice": 0.5}}')
+        (validation / "case_000.nii.gz").write_bytes(b"seg")
+        (validation / "case_000.npz").write_bytes(b"probabilities")
         (folder / f"fold_{f}" / "debug.json").write_text("{}")
         (folder / f"fold_{f}" / "training_log.txt").write_text("not exported")
     (folder / "crossval_results_folds_0_1").mkdir()

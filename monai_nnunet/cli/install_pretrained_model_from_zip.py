@@ -15,5 +15,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace) -> None:
     results = paths.nnunet_results()
     installed = install_model_from_zip_file(args.zip, results)
-    models = sorted({"/".join(p.relative_to(results).parts[:2]) for p in installed if len(p.relative_to(results).parts) > 2})
+    relative = [p.relative_to(results).parts for p in installed]
+    models = sorted({"/".join(parts[:2]) for parts in relative if len(parts) > 2})
     print(f"{len(installed)} files installed into {results}: {', '.join(models) if models else '(dataset files only)'}")

@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-npp", type=int, default=3, help="preprocessing worker processes (default 3; 0: none)")
     parser.add_argument("-nps", type=int, default=3, help="export worker processes (default 3; 0: none)")
     parser.add_argument("-prev_stage_predictions", default=None, metavar="FOLDER",
-                        help="a cascade stage (3d_cascade_fullres): the previous stage's segmentations of the same cases "
-                             "(CASE<file_ending>), required for cascade stages as in nnU-Net")
+                        help="a cascade stage (3d_cascade_fullres): the previous stage's segmentations of the same "
+                             "cases (CASE<file_ending>), required for cascade stages as in nnU-Net")
     parser.add_argument("-device", default=None,
                         help="cuda, cpu or mps (default: cuda when available, else cpu); choose the GPU with "
                              "CUDA_VISIBLE_DEVICES")

@@ -2,8 +2,8 @@
 
 A zip may come from anyone, so every member is checked before anything is written: paths relative to
 ``nnUNet_results`` under a ``DatasetXXX_Name/`` folder (no absolute paths, no ``..``), regular files and folders only
-(no symlinks, devices or encrypted members), no duplicates, and sizes and compression ratios a model can have. A
-refused zip gets a one-line error naming the member, and nothing is written. An accepted zip is extracted into a
+(no symlinks, devices or encrypted members), no duplicates (nor names differing only in case), and sizes and
+compression ratios a model can have. A refused zip gets a one-line error naming the member, and nothing is written. An accepted zip is extracted into a
 temporary folder inside ``nnUNet_results`` and its files are then renamed into place (replacing files of the same
 name, as nnU-Net's ``extractall`` does). Nothing from the zip is unpickled or executed: ``postprocessing.pkl`` is
 installed as a file, checkpoints are read later by :mod:`monai_nnunet.inference.model_loading` (``weights_only``).
@@ -16,6 +16,7 @@ import re
 import shutil
 import stat
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -109,20 +110,27 @@ def check_zip_members(zf: zipfile.ZipFile, zip_name: str = "zip") -> list[_Membe
         raise UnsafeZipError(f"{zip_name} has {len(infos)} members (at most {MAX_MEMBERS} expected of a model zip)")
     members: list[_Member] = []
     seen: dict[tuple[str, ...], bool] = {}
+    seen_folded: dict[tuple[str, ...], str] = {}
     total = 0
     for info in infos:
         parts = _member_parts(zip_name, info.filename)
         is_dir = _member_type(zip_name, info)
         if parts in seen:
             raise UnsafeZipError(f"{zip_name}: member {info.filename!r} appears more than once")
+        folded = tuple(unicodedata.normalize("NFC", p).casefold() for p in parts)
+        if folded in seen_folded:  # one file on case-insensitive or normalising file systems (macOS, Windows)
+            raise UnsafeZipError(f"{zip_name}: members {seen_folded[folded]!r} and {info.filename!r} differ only in "
+                                 f"case or Unicode form")
         seen[parts] = is_dir
+        seen_folded[folded] = info.filename
         if not is_dir:
             if info.file_size > MAX_MEMBER_BYTES:
                 raise UnsafeZipError(f"{zip_name}: member {info.filename!r} unpacks to {info.file_size} bytes "
                                      f"(more than {MAX_MEMBER_BYTES})")
-            if info.file_size > _RATIO_CHECK_FROM and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > _RATIO_CHECK_FROM and ratio > MAX_COMPRESSION_RATIO:
                 raise UnsafeZipError(f"{zip_name}: member {info.filename!r} has a compression ratio of "
-                                     f"{info.file_size / max(info.compress_size, 1):.0f} (a zip bomb?)")
+                                     f"{ratio:.0f} (a zip bomb?)")
             total += info.file_size
             if total > MAX_TOTAL_BYTES:
                 raise UnsafeZipError(f"{zip_name} unpacks to more than {MAX_TOTAL_BYTES} bytes "

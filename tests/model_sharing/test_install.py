@@ -69,6 +69,7 @@ HOSTILE = {
     "bomb": ([OK, (f"{MODEL}/fold_0/checkpoint_final.pth", bytes(4 * 1024 ** 2))], "compression ratio"),
     "file_and_folder": ([("Dataset997_TinyNnunet/x", b"1"), ("Dataset997_TinyNnunet/x/y", b"2")],
                         "is a file and a folder"),
+    "case": ([OK, (f"{MODEL}/Plans.json", b"{}")], "differ only in case"),
     "backslash": ([OK, ("Dataset997_TinyNnunet\\..\\evil", b"x")], "backslashes"),
 }
 

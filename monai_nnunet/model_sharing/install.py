@@ -5,8 +5,9 @@ A zip may come from anyone, so every member is checked before anything is writte
 (no symlinks, devices or encrypted members), no duplicates (nor names differing only in case), and sizes and
 compression ratios a model can have. A refused zip gets a one-line error naming the member, and nothing is written.
 An accepted zip is extracted into a temporary folder inside ``nnUNet_results`` and its files are then renamed into
-place (replacing files of the same name, as nnU-Net's ``extractall`` does). Nothing from the zip is unpickled or executed: ``postprocessing.pkl`` is
-installed as a file, checkpoints are read later by :mod:`monai_nnunet.inference.model_loading` (``weights_only``).
+place (replacing files of the same name, as nnU-Net's ``extractall`` does). Nothing from the zip is unpickled or
+executed: ``postprocessing.pkl`` is installed as a file, checkpoints are read later by
+:mod:`monai_nnunet.inference.model_loading` (``weights_only``).
 """
 
 from __future__ import annotations

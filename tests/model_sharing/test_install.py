@@ -1,6 +1,7 @@
 """``nnUNetv2_install_pretrained_model_from_zip``: nnU-Net's own zip installs and predicts here; hostile zips are
 refused with a one-line message naming the member, and nothing is written."""
 
+import pickle
 import stat
 import warnings
 import zipfile
@@ -9,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from monai_nnunet.cli.main import main
 from monai_nnunet.inference.model_loading import load_checkpoint
@@ -121,3 +123,34 @@ def test_install_replaces_files_and_keeps_others(nnunet_env, tmp_path):
     pkl = f"{MODEL}/crossval_results_folds_0/postprocessing.pkl"
     assert install_model_from_zip_file(_zip(tmp_path / "c.zip", [(pkl, b"\x80\x04not a pickle")]))
     assert (nnunet_env["results"] / pkl).read_bytes() == b"\x80\x04not a pickle"
+
+
+class _Payload:
+    """Unpickling this creates a marker file (what a malicious checkpoint would do with os.system)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_payload_in_a_zip_never_runs(nnunet_env, tmp_path, capsys):
+    """Installed as files; the checkpoint is refused by model loading (weights_only) and the payload never runs."""
+    marker = tmp_path / "payload_ran"
+    with zipfile.ZipFile(FIXTURES / "nnunet_model.zip") as zf:
+        members = [(n, zf.read(n)) for n in zf.namelist() if not n.endswith(".pth")]
+    checkpoint = tmp_path / "evil.pth"
+    torch.save({"network_weights": {}, "trainer_name": _Payload(marker)}, checkpoint)
+    pkl = f"{MODEL}/crossval_results_folds_0/postprocessing.pkl"
+    path = _zip(tmp_path / "evil.zip", members + [(f"{MODEL}/fold_0/checkpoint_final.pth", checkpoint.read_bytes()),
+                                                  (pkl, pickle.dumps(_Payload(marker)))])
+    assert main(["install_pretrained_model_from_zip", str(path)]) == 0
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "case_0000.nii.gz").write_bytes((FIXTURES / "case_0000.nii.gz").read_bytes())
+    assert main(["predict_from_modelfolder", "-i", str(inputs), "-o", str(tmp_path / "out"), "-m",
+                 str(nnunet_env["results"] / MODEL), "-f", "0", "-device", "cpu", "-npp", "0", "-nps", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "refused" in err and "checkpoint_final.pth" in err and len(err.splitlines()) == 1, err
+    assert not marker.exists()

@@ -42,6 +42,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train one fold of a configuration (nnU-Net's recipe, run as a MONAI bundle)"),
     "export_bundle": ("export_bundle", "export trained folds as a self-contained MONAI bundle zip"),
     "import_nnunet": ("import_nnunet", "turn a model trained by nnU-Net v2 into a MONAI bundle zip"),
+    "export_model_to_zip": ("export_model_to_zip", "export trained models as a zip in nnU-Net's layout"),
+    "install_pretrained_model_from_zip": ("install_pretrained_model_from_zip",
+                                          "check a model zip (ours or nnU-Net's) and install it into nnUNet_results"),
+    "predict_from_modelfolder": ("predict_from_modelfolder", "predict a folder of images with a given model folder"),
+    "plot_overlay_pngs": ("plot_overlay_pngs", "one PNG per case: the slice with the most foreground, labels overlaid"),
 }
 #: nnU-Net's own names for commands we call differently
 ALIASES = {"convert_MSD_dataset": "convert_msd"}
@@ -120,3 +125,7 @@ ensemble_entry = _entry("ensemble")
 determine_postprocessing_entry = _entry("determine_postprocessing")
 apply_postprocessing_entry = _entry("apply_postprocessing")
 move_plans_between_datasets_entry = _entry("move_plans_between_datasets")
+export_model_to_zip_entry = _entry("export_model_to_zip")
+install_pretrained_model_from_zip_entry = _entry("install_pretrained_model_from_zip")
+predict_from_modelfolder_entry = _entry("predict_from_modelfolder")
+plot_overlay_pngs_entry = _entry("plot_overlay_pngs")

@@ -14,9 +14,10 @@ The data (``../shared/data/Dataset004_Hippocampus``, or ``MONAI_NNUNET_HIPPOCAMP
 
 Each run ends with the tool's final validation (the fold's validation cases predicted whole, with mirroring, in
 their original geometry); the figures are its Dice per class and their mean. ``--seeds N`` repeats each tool with
-seeds 0..N-1 and prints the mean and the spread (max - min) over the seeds. nnU-Net runs from a side venv
-(``--nnunet-python``, ``NNUNET_PYTHON`` or ``../nnunet_venv``) with its own trainer class (``nnUNetTrainer`` with
-the budget's epochs and iterations) on its own preprocessing of the same plans; it is never a dependency.
+seeds 0..N-1 (``--first-seed K``: K..K+N-1) and prints the mean and the spread (max - min) over the seeds. nnU-Net
+runs from a side venv (``--nnunet-python``, ``NNUNET_PYTHON`` or ``../nnunet_venv``) with its own trainer class
+(``nnUNetTrainer`` with the budget's epochs and iterations) on its own preprocessing of the same plans; it is never a
+dependency.
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ def _report(tool: str, runs: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
-    parser.add_argument("--seeds", type=int, default=1, help="runs per tool, seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per tool, seeds K..K+N-1 (K: --first-seed)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--compare-nnunet", action="store_true", help="also train nnU-Net v2 (side venv)")
     parser.add_argument("--nnunet-python", default=None)
     parser.add_argument("--threads", type=int, default=2, help="torch threads and augmentation workers")
@@ -195,12 +197,13 @@ def main() -> None:
                          "../nnunet_venv)")
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="accuracy_hippocampus_"))
     print(f"budget {args.budget}: {budget['configuration']} ({budget['plans']}), fold 0, {budget['epochs']} epochs x "
-          f"{budget['iterations']} iterations, {budget['device']}; {args.seeds} seed(s) per tool"
+          f"{budget['iterations']} iterations, {budget['device']}; {args.seeds} seed(s) per tool "
+          f"({args.first_seed}..{args.first_seed + args.seeds - 1})"
           + (f"; ours with {bundle}" if bundle else "") + f"; work in {work}", flush=True)
     ours_env = prepare_ours(work, budget, args.threads)
     nnunet_env = prepare_nnunet(work, python, budget, ours_env, args.threads) if python else None
     runs: dict[str, list[dict]] = {"ours": [], "nnU-Net": []}
-    for seed in range(args.seeds):  # the tools alternate, so a slower phase of a shared machine hits both
+    for seed in range(args.first_seed, args.first_seed + args.seeds):  # the tools alternate, so a slower phase of a shared machine hits both
         runs["ours"].append(train_ours(work, ours_env, budget, seed, args.threads, bundle))
         print(f"  ours    seed {seed}: mean Dice {runs['ours'][-1]['mean']:.4f}", flush=True)
         if python:

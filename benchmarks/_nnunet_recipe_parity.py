@@ -123,9 +123,34 @@ def steps(plans_identifier, configuration, seed, n_batches, epochs, iterations, 
                    "batch_dice": bool(trainer.configuration_manager.batch_dice)}, f)
 
 
+def cache(plans_identifier, configuration, ours_folder, splits_file, out):
+    import blosc2
+    from nnunetv2.paths import nnUNet_preprocessed
+
+    with open(os.path.join(nnUNet_preprocessed, "Dataset004_Hippocampus", plans_identifier + ".json")) as f:
+        identifier = json.load(f)["configurations"][configuration]["data_identifier"]
+    theirs = os.path.join(nnUNet_preprocessed, "Dataset004_Hippocampus", identifier)
+    with open(splits_file) as f:
+        cases = json.load(f)[0]["train"]
+    shapes, image_diff, label_mismatch = 0, 0.0, 0
+    for case in cases:
+        image = np.load(os.path.join(ours_folder, case + ".npy"))
+        label = np.load(os.path.join(ours_folder, case + "_seg.npy"))
+        their_image = blosc2.open(os.path.join(theirs, case + ".b2nd"), mode="r")[:]
+        their_label = blosc2.open(os.path.join(theirs, case + "_seg.b2nd"), mode="r")[:]
+        if image.shape != their_image.shape or label.shape != their_label.shape:
+            shapes += 1
+            continue
+        image_diff = max(image_diff, float(np.abs(image.astype(np.float64) - their_image).max()))
+        label_mismatch += int((label.astype(np.int64) != their_label).sum())
+    with open(out, "w") as f:
+        json.dump({"cases": len(cases), "shape_mismatches": shapes, "max_image_diff": image_diff,
+                   "label_voxel_mismatches": label_mismatch}, f)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     os.environ["nnUNet_n_proc_DA"] = "0"  # the trainer's SingleThreadedAugmenter: reproducible, no workers
     mode, args = sys.argv[1], sys.argv[2:]
-    {"batches": batches, "steps": steps}[mode](*args)
+    {"batches": batches, "steps": steps, "cache": cache}[mode](*args)
     os._exit(0)

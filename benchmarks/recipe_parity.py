@@ -1,7 +1,7 @@
 """Component-level parity with nnU-Net v2 on the real preprocessed Hippocampus data: the training batches'
 statistics, and one optimisation step and a short run on the same batches from the same initial weights.
 
-    python benchmarks/recipe_parity.py [--batches 150] [--seed 0] [--nnunet-python PATH]
+    python benchmarks/recipe_parity.py [--batches 300] [--seed 0] [--parts 0,1,2] [--nnunet-python PATH]
                                        [--preprocessed DIR] [--preprocessed-nnunet DIR] [--workdir DIR]
 
 Whole trainings are too noisy to tell a systematic difference from chance at a small budget; this measures the
@@ -11,6 +11,7 @@ components separately, at the CPU budget of accuracy_hippocampus.py (the ``2d`` 
 ``accuracy_hippocampus.py --compare-nnunet --workdir DIR``). nnU-Net runs from a side venv
 (``--nnunet-python``, ``NNUNET_PYTHON`` or ``../nnunet_venv``) through ``_nnunet_recipe_parity.py``.
 
+0. Preprocessing: nnU-Net's cache against ours (fold 0's training cases): shapes, images, labels.
 1. Sampling + augmentation: ``--batches`` training batches from each tool's own training pipeline (ours: the
    ``train#dataset`` stream of the bundle our nnUNetTrainer builds; nnU-Net: its nnUNetTrainer's training loader,
    single-threaded), measured by the same code (``_batch_stats.py``): mean over batches +- its standard error, the
@@ -115,11 +116,11 @@ def _grad_norm(network: torch.nn.Module) -> float:
     return float(torch.cat(grads).norm())
 
 
-def _batches(npz: Path, dtype: torch.dtype) -> list[dict]:
+def _batches(npz: Path) -> list[dict]:
     arrays = np.load(npz)
     levels = sorted((k for k in arrays.files if k.startswith("target_")), key=lambda k: int(k.split("_")[1]))
     return [{"image": torch.from_numpy(arrays["data"][i]),
-             "label": [torch.from_numpy(arrays[k][i]).to(dtype) for k in levels], "keys": [i]}
+             "label": [torch.from_numpy(arrays[k][i]) for k in levels], "keys": [i]}
             for i in range(arrays["data"].shape[0])]
 
 
@@ -171,62 +172,46 @@ def _max_diff(a: dict, b: dict) -> tuple[float, int]:
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in keys), len(keys)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=150, help="training batches per tool for part 1")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--nnunet-python", default=None)
-    parser.add_argument("--preprocessed", default="/tmp/acc/preprocessed", help="our nnUNet_preprocessed")
-    parser.add_argument("--preprocessed-nnunet", default="/tmp/acc/preprocessed_nnunet",
-                        help="nnU-Net's own preprocessing of the same plans")
-    parser.add_argument("--workdir", default=None)
-    args = parser.parse_args()
-    python = nnunet_python(args.nnunet_python)
-    if python is None:
-        raise SystemExit("needs a venv with nnunetv2 (--nnunet-python, NNUNET_PYTHON or ../nnunet_venv)")
-    for folder in (args.preprocessed, args.preprocessed_nnunet):
-        if not (Path(folder) / DATASET / f"{PLANS}.json").is_file():
-            raise SystemExit(f"{folder}/{DATASET}/{PLANS}.json is missing: make the caches with "
-                             f"accuracy_hippocampus.py --compare-nnunet --workdir DIR")
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="recipe_parity_"))
-    (work / "steps").mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1)
-    os.environ.update(nnUNet_preprocessed=str(Path(args.preprocessed).resolve()), nnUNet_raw=str(work / "raw"),
-                      nnUNet_results=str(work / "results_ours"), nnUNet_n_proc_DA="0")
-    nnunet_env = dict(os.environ, nnUNet_preprocessed=str(Path(args.preprocessed_nnunet).resolve()),
-                      nnUNet_results=str(work / "results_nnunet"), OMP_NUM_THREADS="1")
-    print(f"{CONFIGURATION} ({PLANS}), fold 0, seed {args.seed}; nnU-Net from {python}; work in {work}", flush=True)
-    # nnU-Net's batches in the background while ours are drawn
+def part0(python: Path, env: dict, work: Path, ours_preprocessed: Path) -> None:
+    out = work / "cache.json"
+    _helper(python, ["cache", PLANS, CONFIGURATION, str(ours_preprocessed / DATASET / f"{PLANS}_{CONFIGURATION}"),
+                     str(ours_preprocessed / DATASET / "splits_final.json"), str(out)], env, "nnU-Net's cache check")
+    r = json.loads(out.read_text())
+    print(f"\n0. preprocessed caches, fold 0's {r['cases']} training cases: shape mismatches {r['shape_mismatches']}, "
+          f"max |image diff| {r['max_image_diff']:.2e}, label voxel mismatches {r['label_voxel_mismatches']}")
+
+
+def part1(python: Path, env: dict, work: Path, seed: int, n: int):
+    """The batch statistics table; returns our budget workflow (for part 2's LR) and the flagged statistics."""
     theirs_json = work / "nnunet_batches.json"
-    background = subprocess.Popen([str(python), str(HELPER), "batches", PLANS, CONFIGURATION, str(args.batches),
-                                   str(args.seed), str(theirs_json)], env=nnunet_env, cwd=REPO_ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    budget_workflow = our_workflow(args.seed, EPOCHS, ITERATIONS)
+    # nnU-Net's batches in the background while ours are drawn
+    background = subprocess.Popen([str(python), str(HELPER), "batches", PLANS, CONFIGURATION, str(n), str(seed),
+                                   str(theirs_json)], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+    workflow = our_workflow(seed, EPOCHS, ITERATIONS)
     start = time.perf_counter()
-    ours_stats, our_dtypes = our_batch_stats(budget_workflow, args.batches)
-    print(f"our {args.batches} batches drawn in {time.perf_counter() - start:.0f} s", flush=True)
-    our_lr = our_budget_lr(budget_workflow)
+    ours_stats, our_dtypes = our_batch_stats(workflow, n)
+    print(f"our {n} batches drawn in {time.perf_counter() - start:.0f} s", flush=True)
     log = background.communicate()[0]
     if background.returncode != 0:
         raise SystemExit(f"nnU-Net's batches failed:\n{log[-3000:]}")
     theirs = json.loads(theirs_json.read_text())
     flagged = print_batch_table(ours_stats, theirs["stats"])
     print(f"target dtypes: ours {our_dtypes}, nnU-Net {theirs['target_dtypes']}")
+    return workflow, flagged
 
+
+def part2(python: Path, env: dict, work: Path, seed: int, budget_workflow) -> None:
     steps = work / "steps"
-    result = subprocess.run([str(python), str(HELPER), "steps", PLANS, CONFIGURATION, str(args.seed),
-                             str(SHORT_EPOCHS * SHORT_ITERATIONS), str(SHORT_EPOCHS), str(SHORT_ITERATIONS),
-                             f"{EPOCHS},{ITERATIONS}", str(steps)], env=nnunet_env, cwd=REPO_ROOT,
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"nnU-Net's steps failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    steps.mkdir(parents=True, exist_ok=True)
+    _helper(python, ["steps", PLANS, CONFIGURATION, str(seed), str(SHORT_EPOCHS * SHORT_ITERATIONS),
+                     str(SHORT_EPOCHS), str(SHORT_ITERATIONS), f"{EPOCHS},{ITERATIONS}", str(steps)], env,
+            "nnU-Net's steps")
     ref = json.loads((steps / "steps.json").read_text())
     init = torch.load(steps / "init.pt", weights_only=True)
     after = torch.load(steps / "after_one_step.pt", weights_only=True)
-    dtype = getattr(torch, our_dtypes[0].split(".")[-1])
-    batches = _batches(steps / "batches.npz", dtype)
-
-    one = run_ours(args.seed, 1, 1, init, batches[:1])
+    batches = _batches(steps / "batches.npz")
+    one = run_ours(seed, 1, 1, init, batches[:1])
     print(f"\n2a. one step from nnU-Net's initial weights on one batch of its loader (lr {one['lr'][0]} / "
           f"{ref['one_step']['lr']}):")
     loss_o, loss_t = one["loss"][0], ref["one_step"]["loss"]
@@ -240,13 +225,13 @@ def main() -> None:
           f"{abs(gn_o - gn_b):.2e}")
     print(f"  weights after the step    max |diff| {w_diff:.2e} over {n_keys} tensors (the step moved weights by up "
           f"to {moved:.2e})")
-    plain = run_ours(args.seed, 1, 1, init, batches[:1], bundle={"channels_last": False, "group_norm_kernels": False})
+    plain = run_ours(seed, 1, 1, init, batches[:1], bundle={"channels_last": False, "group_norm_kernels": False})
     w_plain, _ = _max_diff(plain["weights"], after)
     print(f"  ours without the CPU speed options (channels_last, group_norm_kernels false): loss |diff| "
           f"{abs(plain['loss'][0] - loss_t):.2e}, grad norm |diff| {abs(plain['grad_norm'][0] - gn_t):.2e}, "
           f"weights max |diff| {w_plain:.2e}")
 
-    runs = {s: run_ours(args.seed, SHORT_EPOCHS, SHORT_ITERATIONS, init, batches, lr_schedule=s)
+    runs = {s: run_ours(seed, SHORT_EPOCHS, SHORT_ITERATIONS, init, batches, lr_schedule=s)
             for s in ("per_iteration", "per_epoch")}
     print(f"\n2b. {SHORT_EPOCHS * SHORT_ITERATIONS} steps over the same {len(batches)} batches as a "
           f"{SHORT_EPOCHS} x {SHORT_ITERATIONS} budget, from the same initial weights:")
@@ -265,12 +250,58 @@ def main() -> None:
     print(f"\n2c. LR over the real budget ({EPOCHS} x {ITERATIONS}), ours from the bundle's scheduler "
           f"(lr_schedule per_iteration, the default), nnU-Net's trainer's:")
     theirs_lr = ref["budget_lr"]
+    our_lr = our_budget_lr(budget_workflow or our_workflow(seed, EPOCHS, ITERATIONS))
     for it in (0, 49, 50, 99, 250, 449, 450, 499):
         print(f"  iteration {it:>3}: ours {our_lr[it]:.6f}  nnU-Net {theirs_lr[it]:.6f}")
     print(f"  sum of LR over the budget: ours {sum(our_lr):.4f}  nnU-Net {sum(theirs_lr):.4f}  "
           f"(ours / nnU-Net {sum(our_lr) / sum(theirs_lr):.4f}); last epoch mean: ours "
           f"{statistics.mean(our_lr[-ITERATIONS:]):.6f} nnU-Net {statistics.mean(theirs_lr[-ITERATIONS:]):.6f}")
-    print(f"\nbatch statistics beyond 3 standard errors: {flagged or 'none'}")
+
+
+def _helper(python: Path, args: list[str], env: dict, what: str) -> None:
+    result = subprocess.run([str(python), str(HELPER), *args], env=env, cwd=REPO_ROOT, capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=300, help="training batches per tool for part 1")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", default="0,1,2", help="which parts to run (comma-separated)")
+    parser.add_argument("--nnunet-python", default=None)
+    parser.add_argument("--preprocessed", default="/tmp/acc/preprocessed", help="our nnUNet_preprocessed")
+    parser.add_argument("--preprocessed-nnunet", default="/tmp/acc/preprocessed_nnunet",
+                        help="nnU-Net's own preprocessing of the same plans")
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",")}
+    if not parts <= {"0", "1", "2"} or (args.batches < 2 and "1" in parts):
+        raise SystemExit(f"--parts {args.parts!r}: expected a subset of 0,1,2; part 1 needs --batches >= 2")
+    python = nnunet_python(args.nnunet_python)
+    if python is None:
+        raise SystemExit("needs a venv with nnunetv2 (--nnunet-python, NNUNET_PYTHON or ../nnunet_venv)")
+    for folder in (args.preprocessed, args.preprocessed_nnunet):
+        if not (Path(folder) / DATASET / f"{PLANS}.json").is_file():
+            raise SystemExit(f"{folder}/{DATASET}/{PLANS}.json is missing: make the caches with "
+                             f"accuracy_hippocampus.py --compare-nnunet --workdir DIR")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="recipe_parity_"))
+    work.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    ours_preprocessed = Path(args.preprocessed).resolve()
+    os.environ.update(nnUNet_preprocessed=str(ours_preprocessed), nnUNet_raw=str(work / "raw"),
+                      nnUNet_results=str(work / "results_ours"), nnUNet_n_proc_DA="0")
+    nnunet_env = dict(os.environ, nnUNet_preprocessed=str(Path(args.preprocessed_nnunet).resolve()),
+                      nnUNet_results=str(work / "results_nnunet"), OMP_NUM_THREADS="1")
+    print(f"{CONFIGURATION} ({PLANS}), fold 0, seed {args.seed}; nnU-Net from {python}; work in {work}", flush=True)
+    if "0" in parts:
+        part0(python, nnunet_env, work, ours_preprocessed)
+    workflow, flagged = part1(python, nnunet_env, work, args.seed, args.batches) if "1" in parts else (None, None)
+    if "2" in parts:
+        part2(python, nnunet_env, work, args.seed, workflow)
+    if flagged is not None:
+        print(f"\nbatch statistics beyond 3 standard errors: {flagged or 'none'}")
 
 
 if __name__ == "__main__":

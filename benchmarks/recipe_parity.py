@@ -1,7 +1,7 @@
 """Component-level parity with nnU-Net v2 on the real preprocessed Hippocampus data: the training batches'
 statistics, and one optimisation step and a short run on the same batches from the same initial weights.
 
-    python benchmarks/recipe_parity.py [--batches 300] [--seed 0] [--parts 0,1,2] [--nnunet-python PATH]
+    python benchmarks/recipe_parity.py [--batches 300] [--seed 0] [--parts 0,1,2,3] [--nnunet-python PATH]
                                        [--preprocessed DIR] [--preprocessed-nnunet DIR] [--workdir DIR]
 
 Whole trainings are too noisy to tell a systematic difference from chance at a small budget; this measures the
@@ -21,6 +21,7 @@ components separately, at the CPU budget of accuracy_hippocampus.py (the ``2d`` 
    over 20 of its batches as a 4 x 5 budget (the whole poly schedule in 20 steps) with nnU-Net's trainer and with
    our bundle's engine (its optimizer, LR scheduler handler, gradient clipping and loss from train.yaml) under
    ``lr_schedule`` per_iteration (our default) and per_epoch (nnU-Net's); and both tools' LR over the real budget.
+3. Initialisation: our network's initial weights (seed ``--seed``) against nnU-Net's, per tensor (std, constants).
 """
 
 from __future__ import annotations
@@ -201,12 +202,41 @@ def part1(python: Path, env: dict, work: Path, seed: int, n: int):
     return workflow, flagged
 
 
-def part2(python: Path, env: dict, work: Path, seed: int, budget_workflow) -> None:
+def _nnunet_steps(python: Path, env: dict, work: Path, seed: int) -> Path:
     steps = work / "steps"
     steps.mkdir(parents=True, exist_ok=True)
     _helper(python, ["steps", PLANS, CONFIGURATION, str(seed), str(SHORT_EPOCHS * SHORT_ITERATIONS),
                      str(SHORT_EPOCHS), str(SHORT_ITERATIONS), f"{EPOCHS},{ITERATIONS}", str(steps)], env,
             "nnU-Net's steps")
+    return steps
+
+
+def part3(python: Path, env: dict, work: Path, seed: int, budget_workflow) -> None:
+    """Our network's initialisation (seed ``seed``) against nnU-Net's: per tensor, the std of the weights (log ratio
+    and z = log ratio * sqrt(n - 1), the sampling error of two independent normal samples) and the constants."""
+    init_file = work / "steps" / "init.pt"
+    if not init_file.is_file():
+        _nnunet_steps(python, env, work, seed)
+    theirs = torch.load(init_file, weights_only=True)
+    network = (budget_workflow or our_workflow(seed, EPOCHS, ITERATIONS)).parser.get_parsed_content("network_def")
+    ours = monai_to_nnunet_state_dict(network)
+    canonical = [k for k in theirs if ".all_modules." not in k and not k.startswith("decoder.encoder.")]
+    zs, constants = {}, 0.0
+    for key in canonical:
+        a, b = ours[key].double(), theirs[key].double()
+        if key.endswith("weight") and a.ndim > 1:
+            zs[key] = math.log(float(a.std()) / float(b.std())) * math.sqrt(a.numel() - 1)
+        else:
+            constants = max(constants, float((a - b).abs().max()))
+    worst = max(zs, key=lambda k: abs(zs[k]))
+    print(f"\n3. initialisation (ours seed {seed} vs nnU-Net's): std of the {len(zs)} convolution weight tensors, "
+          f"z of log(std ratio): mean {statistics.mean(zs.values()):+.2f}, max |z| {abs(zs[worst]):.2f} ({worst}, "
+          f"std ours {float(ours[worst].std()):.5f} nnU-Net {float(theirs[worst].std()):.5f}); norm weights/biases "
+          f"and biases: max |diff| {constants:.2e}")
+
+
+def part2(python: Path, env: dict, work: Path, seed: int, budget_workflow) -> None:
+    steps = _nnunet_steps(python, env, work, seed)
     ref = json.loads((steps / "steps.json").read_text())
     init = torch.load(steps / "init.pt", weights_only=True)
     after = torch.load(steps / "after_one_step.pt", weights_only=True)
@@ -269,7 +299,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=300, help="training batches per tool for part 1")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--parts", default="0,1,2", help="which parts to run (comma-separated)")
+    parser.add_argument("--parts", default="0,1,2,3", help="which parts to run (comma-separated)")
     parser.add_argument("--nnunet-python", default=None)
     parser.add_argument("--preprocessed", default="/tmp/acc/preprocessed", help="our nnUNet_preprocessed")
     parser.add_argument("--preprocessed-nnunet", default="/tmp/acc/preprocessed_nnunet",
@@ -277,8 +307,8 @@ def main() -> None:
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
     parts = {p.strip() for p in args.parts.split(",")}
-    if not parts <= {"0", "1", "2"} or (args.batches < 2 and "1" in parts):
-        raise SystemExit(f"--parts {args.parts!r}: expected a subset of 0,1,2; part 1 needs --batches >= 2")
+    if not parts <= {"0", "1", "2", "3"} or (args.batches < 2 and "1" in parts):
+        raise SystemExit(f"--parts {args.parts!r}: expected a subset of 0,1,2,3; part 1 needs --batches >= 2")
     python = nnunet_python(args.nnunet_python)
     if python is None:
         raise SystemExit("needs a venv with nnunetv2 (--nnunet-python, NNUNET_PYTHON or ../nnunet_venv)")
@@ -300,6 +330,8 @@ def main() -> None:
     workflow, flagged = part1(python, nnunet_env, work, args.seed, args.batches) if "1" in parts else (None, None)
     if "2" in parts:
         part2(python, nnunet_env, work, args.seed, workflow)
+    if "3" in parts:
+        part3(python, nnunet_env, work, args.seed, workflow)
     if flagged is not None:
         print(f"\nbatch statistics beyond 3 standard errors: {flagged or 'none'}")
 

@@ -32,7 +32,7 @@ from monai_nnunet.networks.initialization import init_weights_he
 from monai_nnunet.networks.plans_architecture import spatial_dims_of
 from monai_nnunet.networks.stage_plan import make_stage_plan
 
-__all__ = ["BasicBlockD", "ResidualEncoder", "ResidualEncoderUNet", "UNetDecoder"]
+__all__ = ["BasicBlockD", "ResidualEncoder", "ResidualEncoderUNet", "ResEncUNetDecoder"]
 
 
 class BasicBlockD(nn.Module):
@@ -143,7 +143,7 @@ class ResidualEncoder(nn.Module):
         return skips
 
 
-class UNetDecoder(nn.Module):
+class ResEncUNetDecoder(nn.Module):
     """nnU-Net's U-Net decoder: per stage (lowest resolution first) a transposed convolution, concatenation with
     the skip, ``n_conv`` convolutions and a 1x1 segmentation head.
 
@@ -241,7 +241,7 @@ class ResidualEncoderUNet(nn.Module):
         self.stage_plan = plan
         self.encoder = ResidualEncoder(ops, int(input_channels), plan.features, plan.kernel_sizes, plan.strides,
                                        plan.n_conv)
-        self.decoder = UNetDecoder(ops, plan.features, plan.kernel_sizes, plan.strides, plan.n_conv_decoder,
+        self.decoder = ResEncUNetDecoder(ops, plan.features, plan.kernel_sizes, plan.strides, plan.n_conv_decoder,
                                    int(num_classes))
         self.num_classes = int(num_classes)
         self.deep_supervision = bool(deep_supervision)

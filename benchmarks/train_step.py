@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("-pl", default="ExperimentPlanner", help="planner of both tools' plans (e.g. "
                                                                   "nnUNetPlannerResEncM)")
     parser.add_argument("--batch-size", type=int, default=None, help="train a 3d_fullres_bsN configuration")
+    parser.add_argument("--defaults-only", action="store_true", help="time our defaults only, not each speed option")
     parser.add_argument("--child", nargs=8, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -123,8 +124,8 @@ def main() -> None:
 
     plans_name = resolve_planner(args.pl).default_plans_name
     configuration = "3d_fullres" if args.batch_size is None else f"3d_fullres_bs{args.batch_size}"
-    variants = dict(VARIANTS)
-    if args.device == "cpu":
+    variants = {"defaults": {}} if args.defaults_only else dict(VARIANTS)
+    if args.device == "cpu" and not args.defaults_only:
         variants["defaults + cpu_bf16 (opt-in)"] = {"cpu_bf16": True}
     if args.compile:
         variants["defaults + compile_network"] = {"compile_network": True}

@@ -159,7 +159,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(ARCHITECTURES), help="trainer config names (and ResEncM, "
                                                                                "ResEncL)")
     parser.add_argument("--resenc_plans", default=str(RESENC_PLANS),
-                        help="nnU-Net's ResEnc plans of the data (the format of tests/planning/fixtures/resenc_plans_*)")
+                        help="nnU-Net's ResEnc plans of the data (as tests/planning/fixtures/resenc_plans_*.json)")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -113,6 +113,7 @@ def test_import_of_an_nnunet_resenc_results_folder(resenc_run, tmp_path):
     assert inference["network_def"]["network"]["_target_"].endswith("ResidualEncoderUNet")
     imported = network_from_plans(nnunet / "plans.json", nnunet / "dataset.json", "3d_fullres")
     imported.load_state_dict(state)
-    x = torch.randn(1, 1, *json.loads((nnunet / "plans.json").read_text())["configurations"]["3d_fullres"]["patch_size"])
+    patch = json.loads((nnunet / "plans.json").read_text())["configurations"]["3d_fullres"]["patch_size"]
+    x = torch.randn(1, 1, *patch)
     with torch.no_grad():
         torch.testing.assert_close(imported(x), ours.eval()(x), atol=1e-5, rtol=1e-5)

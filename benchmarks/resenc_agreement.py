@@ -16,8 +16,9 @@ What it does, in a temporary folder (the shared Hippocampus data is read in plac
    ``ResidualEncoderUNet`` key layout, aliases included), beside the plans and dataset.json;
 4. ``nnUNetv2_predict`` of the first ``--cases`` validation cases of fold 0, ``-device cpu``, with mirroring, by
    both tools: ours from our results folder, nnU-Net's from the converted one;
-5. prints the fraction of voxels with the same label and the Dice between the tools per class (and each tool's
-   Dice against the reference labels).
+5. prints the fraction of voxels with the same label, the Dice between the tools per class (and each tool's
+   Dice against the reference labels) and, from ``--save_probabilities``, the largest and mean absolute difference
+   of the two tools' class probabilities (meaningful even when so short a training predicts background only).
 
 nnU-Net runs from a side venv (``--nnunet-python``, ``NNUNET_PYTHON`` or ../nnunet_venv); without it the script
 stops after training.
@@ -98,6 +99,11 @@ def agreement(ours: Path, theirs: Path, labels: Path) -> dict[str, float]:
             ours_gt[c].append(_dice(a == c, g == c))
             theirs_gt[c].append(_dice(b == c, g == c))
     out = {"same_voxels": same / total, "cases": len(list(ours.glob("*.nii.gz")))}
+    diffs = [np.abs(np.load(f)["probabilities"].astype(np.float64)
+                    - np.load(theirs / f.name)["probabilities"].astype(np.float64)) for f in sorted(ours.glob("*.npz"))]
+    if diffs:
+        out["prob_max_diff"] = float(max(d.max() for d in diffs))
+        out["prob_mean_diff"] = float(np.mean([d.mean() for d in diffs]))
     for c in (1, 2):
         out[f"dice_between_{c}"] = float(np.nanmean(between[c]))
         out[f"dice_ours_{c}"] = float(np.nanmean(ours_gt[c]))
@@ -157,7 +163,7 @@ def main() -> None:
         for case in val:
             (inputs / f"{case}_0000.nii.gz").symlink_to(data / "imagesTr" / f"{case}_0000.nii.gz")
         common = ["-i", str(inputs), "-d", "4", "-c", config, "-f", "0", "-p", PLANS, "-device", "cpu",
-                  "-npp", str(args.np), "-nps", str(args.np), "--disable_progress_bar"]
+                  "-npp", str(args.np), "-nps", str(args.np), "--disable_progress_bar", "--save_probabilities"]
         t_ours = _run([*ours_cmd, "predict", *common, "-o", str(root / "ours")], env)
         t_theirs = _run([str(nnunet_bin(nnunet, "nnUNetv2_predict")), *common, "-o", str(root / "theirs")],
                         dict(env, nnUNet_results=str(nnunet_results)))
@@ -169,6 +175,9 @@ def main() -> None:
         print(f"| Dice ours vs labels | {result['dice_ours_1']:.4f} | {result['dice_ours_2']:.4f} |")
         print(f"| Dice nnU-Net vs labels | {result['dice_nnunet_1']:.4f} | {result['dice_nnunet_2']:.4f} |")
         print(f"voxels with the same label: {100 * result['same_voxels']:.4f}%")
+        if "prob_max_diff" in result:
+            print(f"class probabilities, |ours - nnU-Net|: max {result['prob_max_diff']:.2e}, mean "
+                  f"{result['prob_mean_diff']:.2e}")
 
 
 if __name__ == "__main__":

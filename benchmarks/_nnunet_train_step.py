@@ -1,6 +1,7 @@
-"""nnU-Net v2's own train_step (its nnUNetTrainer, PlainConvUNet, loss and optimizer) timed on random batches of
-the plans' batch and patch size; run by train_step.py with the python of a side venv that has nnunetv2. Prints one
-JSON line: {"seconds": [...]}."""
+"""nnU-Net v2's own train_step (its nnUNetTrainer, the plans' network (PlainConvUNet, or ResidualEncoderUNet for
+ResEnc plans), loss and optimizer) timed on random batches of the plans' batch and patch size; run by train_step.py
+with the python of a side venv that has nnunetv2 (arguments: preprocessed folder, iterations, warm-up, threads,
+device[, plans name, configuration]). Prints one JSON line: {"seconds": [...]}."""
 
 import json
 import os
@@ -14,12 +15,13 @@ import torch
 
 def main():
     preprocessed, iterations, warmup, threads, device = sys.argv[1:6]
+    plans_name, configuration = (sys.argv[6:8] + ["nnUNetPlans", "3d_fullres"][len(sys.argv[6:8]):])
     torch.set_num_threads(int(threads))
     tmp = tempfile.mkdtemp()
     os.environ["nnUNet_preprocessed"] = preprocessed  # nnU-Net's initialize() looks at its own preprocessed data
     for name in ("nnUNet_raw", "nnUNet_results"):
         os.environ.setdefault(name, tmp)
-    plans_file = os.path.join(preprocessed, "Dataset004_Hippocampus", "nnUNetPlans.json")
+    plans_file = os.path.join(preprocessed, "Dataset004_Hippocampus", plans_name + ".json")
     dataset_json_file = os.path.join(preprocessed, "Dataset004_Hippocampus", "dataset.json")
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -28,7 +30,7 @@ def main():
     plans["continue_training"] = False  # nnU-Net 2.8 pops this key from the plans in __init__
     with open(dataset_json_file) as f:
         dataset_json = json.load(f)
-    trainer = nnUNetTrainer(plans, "3d_fullres", 0, dataset_json, torch.device(device))
+    trainer = nnUNetTrainer(plans, configuration, 0, dataset_json, torch.device(device))
     trainer.initialize()
     cm = trainer.configuration_manager
     rng = np.random.default_rng(0)

@@ -1,9 +1,13 @@
 """CPU forward + backward time and peak memory of each architecture for the Hippocampus 3d_fullres plans.
 
     python benchmarks/networks.py [--threads 2] [--repeats 5] [--batch 2] [--plans nnUNetPlans.json]
+                                  [--only nnUNetTrainer ResEncM ResEncL]
 
 The networks are built exactly as training builds them: through the registered trainer configs
-(``nnUNetTrainer``, ``kiunet``, ``kiunet_minimal``, ``uiunet``, ``uiunet_minimal``), training mode, deep
+(``nnUNetTrainer``, ``kiunet``, ``kiunet_minimal``, ``uiunet``, ``uiunet_minimal``), and, for ``ResEncM`` /
+``ResEncL``, the plain trainer on nnU-Net 2.8.1's ``nnUNetResEncUNetMPlans`` / ``nnUNetResEncUNetLPlans`` 3d_fullres
+configuration of the same data (``--resenc_plans``: the planning tests' fixture for Hippocampus; for Hippocampus the
+two presets plan the same network, 40 x 56 x 40, and differ in batch size only: 58 and 141). Training mode, deep
 supervision on, 1 input channel, 3 outputs, a random (B, 1, 40, 56, 40) batch; the loss is the sum of the mean
 squares of all deep-supervision outputs.
 
@@ -35,8 +39,11 @@ import torch
 
 from monai_nnunet.training.configs import resolve_trainer
 
-ARCHITECTURES = ("nnUNetTrainer", "kiunet", "kiunet_minimal", "uiunet", "uiunet_minimal")
+ARCHITECTURES = ("nnUNetTrainer", "kiunet", "kiunet_minimal", "uiunet", "uiunet_minimal", "ResEncM", "ResEncL")
 BASELINE = "nnUNetTrainer"
+#: benchmark name -> the preset planner whose plans (``--resenc_plans``) give the network, built by nnUNetTrainer
+RESENC = {"ResEncM": "nnUNetPlannerResEncM", "ResEncL": "nnUNetPlannerResEncL"}
+RESENC_PLANS = Path(__file__).resolve().parents[1] / "tests" / "planning" / "fixtures" / "resenc_plans_hippocampus.json"
 
 #: The Hippocampus (Dataset004) 3d_fullres configuration as nnU-Net v2.8.1 plans it (network keys only).
 HIPPOCAMPUS_3D_FULLRES = {
@@ -71,10 +78,21 @@ def load_configuration(plans: str | None, configuration: str) -> dict:
     return json.loads(Path(plans).read_text())["configurations"][configuration]
 
 
-def make_step(name: str, configuration: dict, batch: int, seed: int = 0) -> tuple[Callable[[], None], int]:
-    """A closure running one forward + backward of trainer config ``name``, and the network's parameter count."""
+def network_configuration(name: str, configuration: dict, resenc_plans: str | Path = RESENC_PLANS) -> dict:
+    """The plans configuration benchmark ``name`` builds: a ResEnc preset's 3d_fullres, or ``configuration``."""
+    if name not in RESENC:
+        return configuration
+    return json.loads(Path(resenc_plans).read_text())["plans"][RESENC[name]]["configurations"]["3d_fullres"]
+
+
+def make_step(name: str, configuration: dict, batch: int, seed: int = 0,
+              resenc_plans: str | Path = RESENC_PLANS) -> tuple[Callable[[], None], int]:
+    """A closure running one forward + backward of trainer config ``name`` (``nnUNetTrainer`` on a ResEnc preset's
+    plans for ``ResEncM``/``ResEncL``), and the network's parameter count."""
     torch.manual_seed(seed)
-    net = resolve_trainer(name).build_network(configuration, 1, 3, deep_supervision=True).train()
+    configuration = network_configuration(name, configuration, resenc_plans)
+    trainer = BASELINE if name in RESENC else name
+    net = resolve_trainer(trainer).build_network(configuration, 1, 3, deep_supervision=True).train()
     x = torch.randn(batch, 1, *configuration["patch_size"])
 
     def step() -> None:
@@ -109,9 +127,10 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
 
 
-def measure_memory_in_this_process(name: str, configuration: dict, batch: int) -> dict:
+def measure_memory_in_this_process(name: str, configuration: dict, batch: int,
+                                   resenc_plans: str | Path = RESENC_PLANS) -> dict:
     """Peak extra RSS (MiB) of two forward + backward passes over the state after building."""
-    step, params = make_step(name, configuration, batch)
+    step, params = make_step(name, configuration, batch, resenc_plans=resenc_plans)
     before = _status_kib("VmRSS")
     step()
     step()
@@ -121,7 +140,8 @@ def measure_memory_in_this_process(name: str, configuration: dict, batch: int) -
 
 def measure_memory(name: str, args: argparse.Namespace) -> dict:
     """Runs :func:`measure_memory_in_this_process` in a fresh interpreter."""
-    cmd = [sys.executable, __file__, "--memory-child", name, "--threads", str(args.threads), "--batch", str(args.batch)]
+    cmd = [sys.executable, __file__, "--memory-child", name, "--threads", str(args.threads), "--batch", str(args.batch),
+           "--resenc_plans", str(args.resenc_plans)]
     if args.plans:
         cmd += ["--plans", args.plans, "--configuration", args.configuration]
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 20))
@@ -136,19 +156,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--plans", default=None, help="an nnUNetPlans.json (default: Hippocampus 3d_fullres)")
     parser.add_argument("--configuration", default="3d_fullres")
-    parser.add_argument("--only", nargs="*", default=list(ARCHITECTURES), help="trainer config names")
+    parser.add_argument("--only", nargs="*", default=list(ARCHITECTURES), help="trainer config names (and ResEncM, "
+                                                                               "ResEncL)")
+    parser.add_argument("--resenc_plans", default=str(RESENC_PLANS),
+                        help="nnU-Net's ResEnc plans of the data (as tests/planning/fixtures/resenc_plans_*.json)")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     configuration = load_configuration(args.plans, args.configuration)
 
     if args.memory_child:
-        print(json.dumps(measure_memory_in_this_process(args.memory_child, configuration, args.batch)))
+        print(json.dumps(measure_memory_in_this_process(args.memory_child, configuration, args.batch,
+                                                        args.resenc_plans)))
         return
 
     names = [BASELINE] + [n for n in args.only if n != BASELINE]
     memory = {n: measure_memory(n, args) for n in names}
-    steps = [make_step(n, configuration, args.batch)[0] for n in names]
+    steps = [make_step(n, configuration, args.batch, resenc_plans=args.resenc_plans)[0] for n in names]
     rounds = time_interleaved(steps, args.repeats)
 
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads, "

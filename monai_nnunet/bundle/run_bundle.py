@@ -22,7 +22,7 @@ import yaml
 
 from monai_nnunet.bundle import TEMPLATE_BUNDLE
 from monai_nnunet.bundle.metadata import build_metadata
-from monai_nnunet.networks.builder import default_network_class
+from monai_nnunet.networks.builder import plans_network_class
 from monai_nnunet.networks.config import describe_arguments
 from monai_nnunet.networks.plans_architecture import read_architecture
 from monai_nnunet.utils.files import atomic_path, save_json
@@ -56,19 +56,20 @@ def replace_block(text: str, begin: str, end: str, content: Mapping[str, Any]) -
 
 
 def network_block(configuration, deep_supervision_id: str = "@deep_supervision") -> dict[str, Any]:
-    """``network_def`` for the plans' network: ``PlansDynUNet`` (``ShallowPlainUNet`` below three stages) with the
-    plans' ``arch_kwargs``.
+    """``network_def`` for the plans' network: ``PlansDynUNet`` (``ShallowPlainUNet`` below three stages) for
+    nnU-Net's ``PlainConvUNet``, ``ResidualEncoderUNet`` for the ResEnc presets' plans, with the plans' ``arch_kwargs``.
 
     Args:
         configuration: the plans configuration (``ConfigurationManager`` or dict).
+
+    Raises:
+        ValueError: when the plans name another network (choose an architecture with -tr).
     """
     plan = read_architecture(configuration)
-    if not plan.is_plain_conv_unet:
-        raise ValueError(f"the plans ask for {plan.network_class_name}; the default network builds nnU-Net's "
-                         "PlainConvUNet only: choose an architecture with -tr")
+    network_class = plans_network_class(plan)
     kwargs = describe_arguments(plan.arch_kwargs)
     kwargs["strides"] = "@strides"
-    target = f"monai_nnunet.networks.{default_network_class(kwargs['n_stages']).__name__}"
+    target = f"monai_nnunet.networks.{network_class.__name__}"
     return {"network_def": {"_target_": target, "input_channels": "@num_input_channels",
                             "num_classes": "@num_classes", "deep_supervision": deep_supervision_id, **kwargs}}
 

@@ -19,10 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clean", action="store_true", help="recompute the fingerprint even if it exists")
     parser.add_argument("--no_pp", action="store_true", help="fingerprint and plans only, no preprocessing")
     parser.add_argument("-pl", default="ExperimentPlanner", help="planner name or package.module:Class")
-    parser.add_argument("-gpu_memory_target", type=float, default=8, help="GPU memory target in GB (default 8)")
+    parser.add_argument("-gpu_memory_target", type=float, default=None,
+                        help="GPU memory target in GB (default: the planner's, 8; ResEnc L 24, XL 40)")
     parser.add_argument("-overwrite_target_spacing", type=float, nargs=3, default=None,
                         help="3d_fullres target spacing (z, y, x of the raw data)")
-    parser.add_argument("-overwrite_plans_name", default=None, help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("-overwrite_plans_name", default=None,
+                        help="plans identifier (default: the planner's, nnUNetPlans; nnUNetResEncUNetMPlans for "
+                             "-pl nnUNetPlannerResEncM, ...)")
     parser.add_argument("--npz", action="store_true", help="compressed cache (.npz) instead of memory-mappable .npy")
     parser.add_argument("--verbose", action="store_true", help="accepted for nnU-Net compatibility")
 

@@ -8,10 +8,13 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-d", nargs="+", required=True, metavar="DATASET", help="dataset ids or names")
     parser.add_argument("-pl", default="ExperimentPlanner", help="planner name or package.module:Class")
-    parser.add_argument("-gpu_memory_target", type=float, default=8, help="GPU memory target in GB (default 8)")
+    parser.add_argument("-gpu_memory_target", type=float, default=None,
+                        help="GPU memory target in GB (default: the planner's, 8; ResEnc L 24, XL 40)")
     parser.add_argument("-overwrite_target_spacing", type=float, nargs=3, default=None,
                         help="3d_fullres target spacing (z, y, x of the raw data)")
-    parser.add_argument("-overwrite_plans_name", default=None, help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("-overwrite_plans_name", default=None,
+                        help="plans identifier (default: the planner's, nnUNetPlans; nnUNetResEncUNetMPlans for "
+                             "-pl nnUNetPlannerResEncM, ...)")
 
 
 def run_cli(args: argparse.Namespace) -> None:

@@ -29,9 +29,9 @@ from monai_nnunet.networks.config import (
     network_config,
     unwrapped_state_dict,
 )
-from monai_nnunet.networks.nnunet_weights import nnunet_to_monai_state_dict
+from monai_nnunet.networks.nnunet_weights import NNUNET_COMPATIBLE_NETWORKS, nnunet_to_monai_state_dict
 from monai_nnunet.networks.plans_architecture import read_architecture
-from monai_nnunet.networks.plans_dynunet import PlansDynUNet
+from monai_nnunet.networks.residual_encoder_unet import ResidualEncoderUNet
 from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
 from monai_nnunet.utils.checkpoints import CheckpointError
 from monai_nnunet.utils.checkpoints import load_checkpoint as safe_load_checkpoint
@@ -172,7 +172,9 @@ def _is_nnunet_layout(state: Mapping[str, torch.Tensor]) -> bool:
 
 def weights_in_network_layout(state: Mapping[str, torch.Tensor], network: nn.Module, source: str = "checkpoint"
                               ) -> dict[str, torch.Tensor]:
-    """A state dict that ``network`` loads strictly: ours as it is, nnU-Net's ``PlainConvUNet`` layout converted.
+    """A state dict that ``network`` loads strictly: ours as it is, nnU-Net's ``PlainConvUNet`` /
+    ``ResidualEncoderUNet`` layout converted (for the residual-encoder U-Net, which shares nnU-Net's parameter names,
+    that drops nnU-Net's alias keys).
 
     Args:
         state: ``network_weights`` of a checkpoint (DDP ``module.`` / compile ``_orig_mod.`` prefixes allowed).
@@ -183,8 +185,9 @@ def weights_in_network_layout(state: Mapping[str, torch.Tensor], network: nn.Mod
         ModelLoadingError: when the weights do not fit the network (other plans, other architecture).
     """
     state = unwrapped_state_dict(state)
-    if _is_nnunet_layout(state) and not _is_nnunet_layout(network.state_dict()):
-        if not isinstance(network, PlansDynUNet):
+    if _is_nnunet_layout(state) and (isinstance(network, ResidualEncoderUNet)
+                                     or not _is_nnunet_layout(network.state_dict())):
+        if not isinstance(network, NNUNET_COMPATIBLE_NETWORKS):
             raise ModelLoadingError(
                 f"{source} holds nnU-Net PlainConvUNet weights, but the trainer builds {type(network).__name__}"
             )
@@ -259,10 +262,11 @@ def _legacy_network_def(checkpoint: Mapping[str, Any], configuration: Configurat
 def network_from_checkpoint(checkpoint: Mapping[str, Any], configuration: ConfigurationManager, channels: int,
                             outputs: int) -> nn.Module:
     """The network a checkpoint's weights belong to: its recorded ``network_def``; nnU-Net v2 checkpoints
-    (``PlainConvUNet`` weights) and checkpoints without a record get the plans' plain U-Net."""
-    if _is_nnunet_layout(unwrapped_state_dict(checkpoint["network_weights"])):
-        return build_inference_network(configuration, channels, outputs)
+    (``PlainConvUNet`` / ``ResidualEncoderUNet`` weights) and checkpoints without a record get the plans' own
+    network."""
     spec = checkpoint.get("network_def")
+    if not isinstance(spec, Mapping) and _is_nnunet_layout(unwrapped_state_dict(checkpoint["network_weights"])):
+        return build_inference_network(configuration, channels, outputs)
     if not isinstance(spec, Mapping):
         spec = _legacy_network_def(checkpoint, configuration, channels, outputs)
     return build_inference_network(configuration, channels, outputs, spec)

@@ -1,7 +1,8 @@
 """Plans configuration -> network.
 
-:func:`build_network` is the one place a network is made from plans: the default nnU-Net network
-(:class:`PlansDynUNet`) or any architecture class that takes the plans' ``arch_kwargs`` plus ``input_channels``,
+:func:`build_network` is the one place a network is made from plans: the plans' own network (nnU-Net's
+``PlainConvUNet`` as :class:`PlansDynUNet`, its ``ResidualEncoderUNet`` as ours, see :func:`plans_network_class`)
+or any architecture class that takes the plans' ``arch_kwargs`` plus ``input_channels``,
 ``num_classes`` and ``deep_supervision`` (nnU-Net's ``PlainConvUNet`` signature; the custom architectures of
 :mod:`monai_nnunet.networks.custom` do).
 """
@@ -14,11 +15,12 @@ from typing import Any
 import torch.nn as nn
 
 from monai_nnunet.networks.config import unwrap_network
-from monai_nnunet.networks.plans_architecture import read_architecture
+from monai_nnunet.networks.plans_architecture import ArchitecturePlan, read_architecture
 from monai_nnunet.networks.plans_dynunet import PlansDynUNet
+from monai_nnunet.networks.residual_encoder_unet import ResidualEncoderUNet
 from monai_nnunet.networks.shallow_unet import ShallowPlainUNet
 
-__all__ = ["build_network", "default_network_class", "set_deep_supervision"]
+__all__ = ["build_network", "default_network_class", "plans_network_class", "set_deep_supervision"]
 
 _RESERVED = ("input_channels", "num_classes", "deep_supervision")
 
@@ -40,8 +42,8 @@ def build_network(
         num_outputs: segmentation heads (classes including background, or regions).
         deep_supervision: whether training-mode forward returns the list of all decoder stages' logits.
         architecture: a network class (or factory) taking the plans' ``arch_kwargs`` as keywords plus
-            ``input_channels``, ``num_classes`` and ``deep_supervision``. ``None``: the plans' own network, which
-            must be nnU-Net's ``PlainConvUNet`` (built as :class:`PlansDynUNet`).
+            ``input_channels``, ``num_classes`` and ``deep_supervision``. ``None``: the plans' own network
+            (:func:`plans_network_class`).
         architecture_kwargs: extra keywords for ``architecture``; they override plans entries of the same name.
             A ``deep_supervision`` entry is ignored in favour of the argument.
 
@@ -49,8 +51,8 @@ def build_network(
         The network, weights initialised the way its class does it (He normal for the networks of this package).
 
     Raises:
-        ValueError: when ``architecture`` is ``None`` and the plans name a network other than ``PlainConvUNet``,
-            or when ``architecture_kwargs`` sets ``input_channels`` or ``num_classes``.
+        ValueError: when ``architecture`` is ``None`` and the plans name a network other than ``PlainConvUNet``
+            and ``ResidualEncoderUNet``, or when ``architecture_kwargs`` sets ``input_channels`` or ``num_classes``.
         TypeError, KeyError: when the configuration is not a plans configuration.
     """
     plan = read_architecture(configuration)
@@ -60,12 +62,7 @@ def build_network(
     if clashing:
         raise ValueError(f"architecture_kwargs may not set {clashing}; they come from the dataset.")
     if architecture is None:
-        if not plan.is_plain_conv_unet:
-            raise ValueError(
-                f"the plans ask for {plan.network_class_name}; the default network builds nnU-Net's PlainConvUNet "
-                "only. Pass an architecture (e.g. through a TrainerConfig) for other plans."
-            )
-        architecture = default_network_class(plan.arch_kwargs["n_stages"])
+        architecture = plans_network_class(plan)
     kwargs = {**plan.arch_kwargs, **extra}
     return architecture(
         input_channels=int(num_input_channels),
@@ -80,6 +77,26 @@ def default_network_class(n_stages: int) -> type[nn.Module]:
     :class:`ShallowPlainUNet` (DynUNet needs at least one downsampling and one upsampling block besides the
     bottleneck)."""
     return PlansDynUNet if int(n_stages) >= 3 else ShallowPlainUNet
+
+
+def plans_network_class(plan: ArchitecturePlan) -> type[nn.Module]:
+    """The class of this package that builds the network a plans ``architecture`` block names (an allowlist:
+    nnU-Net's ``PlainConvUNet`` -> :func:`default_network_class`, its ``ResidualEncoderUNet`` -> ours).
+
+    Args:
+        plan: the block, read by :func:`~monai_nnunet.networks.read_architecture`.
+
+    Raises:
+        ValueError: for any other class name.
+    """
+    if plan.is_plain_conv_unet:
+        return default_network_class(plan.arch_kwargs["n_stages"])
+    if plan.is_residual_encoder_unet:
+        return ResidualEncoderUNet
+    raise ValueError(
+        f"the plans ask for {plan.network_class_name}; the plans' network is built for nnU-Net's PlainConvUNet and "
+        "ResidualEncoderUNet only. Pass an architecture (e.g. through a TrainerConfig, -tr) for other plans."
+    )
 
 
 def set_deep_supervision(network: nn.Module, enabled: bool) -> None:

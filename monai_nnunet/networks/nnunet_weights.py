@@ -1,4 +1,5 @@
-"""Weight interchange between nnU-Net v2's ``PlainConvUNet`` and :class:`PlansDynUNet`.
+"""Weight interchange between nnU-Net v2's ``PlainConvUNet`` and :class:`PlansDynUNet`, and between nnU-Net's
+``ResidualEncoderUNet`` and ours (:class:`~monai_nnunet.networks.ResidualEncoderUNet`).
 
 nnU-Net v2 saves ``checkpoint["network_weights"] = network.state_dict()``, whose keys are
 
@@ -10,6 +11,11 @@ nnU-Net v2 saves ``checkpoint["network_weights"] = network.state_dict()``, whose
 plus aliases of the same tensors (``....convs.{c}.all_modules.{0,1}.*`` and the whole encoder again under
 ``decoder.encoder.``). The convolution biases that precede instance normalisation are dropped on import (the norm
 removes them exactly) and written as zeros on export. nnU-Net itself is never imported.
+
+Our ``ResidualEncoderUNet`` registers its parameters under nnU-Net's canonical names
+(``encoder.stem.convs.0.conv.*``, ``encoder.stages.{s}.blocks.{b}.{conv1,conv2,skip.N}.{conv,norm}.*``,
+``decoder.{transpconvs,stages,seg_layers}.*``); interchange adds or drops nnU-Net's aliases of the same tensors
+(``....all_modules.{0,1}.*`` beside every ``conv``/``norm``, the encoder again under ``decoder.encoder.``).
 """
 
 from __future__ import annotations
@@ -19,19 +25,26 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
+from monai_nnunet.networks.blocks import ConvDropoutNormAct
 from monai_nnunet.networks.config import unwrapped_state_dict
 from monai_nnunet.networks.plans_dynunet import PlansDynUNet
+from monai_nnunet.networks.residual_encoder_unet import ResidualEncoderUNet
 
-__all__ = ["load_nnunet_weights", "monai_to_nnunet_state_dict", "nnunet_to_monai_state_dict"]
+__all__ = ["NNUNET_COMPATIBLE_NETWORKS", "load_nnunet_weights", "monai_to_nnunet_state_dict",
+           "nnunet_to_monai_state_dict"]
+
+#: the networks whose weights convert to and from nnU-Net's (``PlainConvUNet``, ``ResidualEncoderUNet``)
+NNUNET_COMPATIBLE_NETWORKS = (PlansDynUNet, ResidualEncoderUNet)
 
 _CONV_ALIAS = re.compile(r"\.convs\.(\d+)\.conv\.")
 _NORM_ALIAS = re.compile(r"\.convs\.(\d+)\.norm\.")
 
 
 def nnunet_to_monai_state_dict(
-    nnunet_state: Mapping[str, torch.Tensor], network: PlansDynUNet
+    nnunet_state: Mapping[str, torch.Tensor], network: PlansDynUNet | ResidualEncoderUNet
 ) -> dict[str, torch.Tensor]:
-    """Converts nnU-Net v2 ``PlainConvUNet`` weights to a state dict that ``network`` loads strictly.
+    """Converts nnU-Net v2 ``PlainConvUNet`` (``ResidualEncoderUNet``) weights to a state dict that ``network``,
+    a :class:`PlansDynUNet` (our ``ResidualEncoderUNet``), loads strictly.
 
     Args:
         nnunet_state: nnU-Net's ``network_weights`` (a whole nnU-Net checkpoint dict is accepted too). Keys may
@@ -47,6 +60,8 @@ def nnunet_to_monai_state_dict(
             tensor's shape differs from the network's.
     """
     source = unwrapped_state_dict(_network_weights(nnunet_state))
+    if isinstance(network, ResidualEncoderUNet):
+        return _resenc_from_nnunet(source, network)
     pairs = list(_key_pairs(network))
     dropped = set(_dropped_nnunet_keys(network))
     known = _with_nnunet_aliases({k: None for k in [theirs for _, theirs in pairs] + sorted(dropped)})
@@ -63,16 +78,18 @@ def nnunet_to_monai_state_dict(
     return _expand_to_network_aliases(canonical, network)
 
 
-def monai_to_nnunet_state_dict(network: PlansDynUNet) -> dict[str, torch.Tensor]:
-    """Writes a network's weights in nnU-Net v2's ``PlainConvUNet`` layout.
+def monai_to_nnunet_state_dict(network: PlansDynUNet | ResidualEncoderUNet) -> dict[str, torch.Tensor]:
+    """Writes a network's weights in nnU-Net v2's ``PlainConvUNet`` (``ResidualEncoderUNet``) layout.
 
     Args:
-        network: a :class:`PlansDynUNet`.
+        network: a :class:`PlansDynUNet` or our ``ResidualEncoderUNet``.
 
     Returns:
-        A state dict that nnU-Net's ``PlainConvUNet`` (same plans, ``conv_bias`` as built) loads strictly,
-        aliases included; convolution biases before instance norm are zeros.
+        A state dict that nnU-Net's network (same plans, ``conv_bias`` as built) loads strictly, aliases included;
+        for :class:`PlansDynUNet` the convolution biases before instance norm are zeros.
     """
+    if isinstance(network, ResidualEncoderUNet):
+        return _resenc_to_nnunet(network)
     ours = dict(network.named_parameters())
     canonical: dict[str, torch.Tensor | None] = {}
     for mine, theirs in _key_pairs(network):
@@ -83,11 +100,14 @@ def monai_to_nnunet_state_dict(network: PlansDynUNet) -> dict[str, torch.Tensor]
     return _with_nnunet_aliases(canonical)  # aliases share tensors, as in nnU-Net's own state dict
 
 
-def load_nnunet_weights(network: PlansDynUNet, nnunet_state: Mapping[str, torch.Tensor]) -> PlansDynUNet:
-    """Loads nnU-Net v2 ``PlainConvUNet`` weights (or a whole nnU-Net checkpoint) into ``network`` in place.
+def load_nnunet_weights(network: PlansDynUNet | ResidualEncoderUNet, nnunet_state: Mapping[str, torch.Tensor]
+                        ) -> PlansDynUNet | ResidualEncoderUNet:
+    """Loads nnU-Net v2 ``PlainConvUNet`` / ``ResidualEncoderUNet`` weights (or a whole nnU-Net checkpoint) into
+    ``network`` in place.
 
     Args:
-        network: a :class:`PlansDynUNet` built from the plans the weights were trained with.
+        network: a :class:`PlansDynUNet` (our ``ResidualEncoderUNet``) built from the plans the weights were
+            trained with.
         nnunet_state: ``network_weights`` or the checkpoint dict holding it.
 
     Returns:
@@ -174,4 +194,53 @@ def _expand_to_network_aliases(canonical: dict[str, torch.Tensor], network: Plan
     for name, value in canonical.items():
         for alias in names_by_tensor[id(full_state[name])]:
             out[alias] = value
+    return out
+
+
+def _resenc_aliases(network: ResidualEncoderUNet) -> dict[str, list[str]]:
+    """Our key -> nnU-Net's names of the same tensor (the key itself, ``all_modules.N``, ``decoder.encoder.``)."""
+    aliases: dict[str, list[str]] = {key: [key] for key in network.state_dict()}
+    for prefix, module in network.named_modules():
+        if not isinstance(module, ConvDropoutNormAct):
+            continue
+        # nnU-Net's ConvDropoutNormReLU lists conv, dropout (when there is one), norm in ``all_modules``
+        norm_index = 1 if isinstance(module.dropout, torch.nn.Identity) else 2
+        for part, index in (("conv", 0), ("norm", norm_index)):
+            for name, _ in getattr(module, part).state_dict().items():
+                key = f"{prefix}.{part}.{name}"
+                if key in aliases:
+                    aliases[key].append(f"{prefix}.all_modules.{index}.{name}")
+    for names in aliases.values():
+        names.extend(["decoder." + n for n in names if n.startswith("encoder.")])
+    return aliases
+
+
+def _resenc_from_nnunet(source: Mapping[str, torch.Tensor], network: ResidualEncoderUNet) -> dict[str, torch.Tensor]:
+    aliases = _resenc_aliases(network)
+    known = {name for names in aliases.values() for name in names}
+    unexpected = sorted(k for k in source if k not in known)
+    if unexpected:
+        raise ValueError(
+            f"nnU-Net weights have {len(unexpected)} keys a ResidualEncoderUNet for these plans does not have, "
+            f"e.g. {unexpected[:5]} (another architecture or other plans?)."
+        )
+    missing = sorted(k for k in aliases if k not in source)
+    if missing:
+        raise KeyError(f"nnU-Net weights lack {len(missing)} keys, e.g. {missing[:5]}.")
+    own = network.state_dict()
+    wrong = [f"{k}: {tuple(source[k].shape)} in the weights, {tuple(own[k].shape)} in the network"
+             for k in own if tuple(source[k].shape) != tuple(own[k].shape)]
+    if wrong:
+        raise ValueError(f"nnU-Net weights differ in shape from the plans' ResidualEncoderUNet in {len(wrong)} "
+                         f"tensors, e.g. {wrong[0]} (other plans?).")
+    return {k: source[k].detach().clone() for k in own}
+
+
+def _resenc_to_nnunet(network: ResidualEncoderUNet) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    own = network.state_dict()
+    for key, names in _resenc_aliases(network).items():
+        value = own[key].detach().clone()
+        for name in names:
+            out[name] = value  # aliases share one tensor, as in nnU-Net's own state dict
     return out

@@ -23,6 +23,7 @@ from monai_nnunet.planning.plans import architecture_from_legacy
 
 __all__ = [
     "PLAIN_CONV_UNET",
+    "RESIDUAL_ENCODER_UNETS",
     "ArchitecturePlan",
     "configuration_dict",
     "read_architecture",
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 PLAIN_CONV_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+#: nnU-Net's names of its residual-encoder U-Net: the ResEnc planners' and the one of pre-2.4 plans
+RESIDUAL_ENCODER_UNETS = ("dynamic_network_architectures.architectures.unet.ResidualEncoderUNet",
+                          "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet")
 _DEFAULT_REQUIRES_IMPORT = ("conv_op", "norm_op", "dropout_op", "nonlin")
 
 
@@ -57,6 +61,11 @@ class ArchitecturePlan:
     def is_plain_conv_unet(self) -> bool:
         """Whether the plans ask for nnU-Net's ``PlainConvUNet`` (the default nnU-Net network)."""
         return self.network_class_name.split(".")[-1] == PLAIN_CONV_UNET.split(".")[-1]
+
+    @property
+    def is_residual_encoder_unet(self) -> bool:
+        """Whether the plans ask for nnU-Net's ``ResidualEncoderUNet`` (the ResEnc presets' network)."""
+        return self.network_class_name in RESIDUAL_ENCODER_UNETS
 
 
 def configuration_dict(configuration: Any) -> Mapping[str, Any]:

@@ -20,6 +20,7 @@ from monai_nnunet.dataset.splits import ensure_splits
 from monai_nnunet.dataset.verify import DatasetIntegrityError, check_layout
 from monai_nnunet.planning.plans import PlansManager
 from monai_nnunet.planning.planner import ExperimentPlanner, merge_with_existing_plans
+from monai_nnunet.planning.resenc_planners import RESENC_PRESETS
 from monai_nnunet.preprocessing.preprocessor import preprocess_configurations
 from monai_nnunet.utils.files import load_json, save_json
 from monai_nnunet.utils.parallel import WorkerPool, default_num_processes
@@ -35,9 +36,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
-PLANNERS = {"ExperimentPlanner": ExperimentPlanner, "nnUNetPlanner": ExperimentPlanner}
-_UNSUPPORTED_PLANNERS = ("nnUNetPlannerResEncM", "nnUNetPlannerResEncL", "nnUNetPlannerResEncXL",
-                         "ResEncUNetPlanner")
+PLANNERS = {"ExperimentPlanner": ExperimentPlanner, "nnUNetPlanner": ExperimentPlanner, **RESENC_PRESETS}
 
 
 def resolve_planner(name: str) -> type:
@@ -57,9 +56,7 @@ def resolve_planner(name: str) -> type:
         if not (isinstance(planner, type) and issubclass(planner, ExperimentPlanner)):
             raise ValueError(f"planner {name!r} must be a subclass of monai_nnunet.planning.ExperimentPlanner")
         return planner
-    hint = " (residual-encoder presets need ResidualEncoderUNet, which this package does not build)" \
-        if name in _UNSUPPORTED_PLANNERS else ""
-    raise ValueError(f"unknown planner {name!r}{hint}; known: {sorted(PLANNERS)} or 'package.module:Class'")
+    raise ValueError(f"unknown planner {name!r}; known: {sorted(PLANNERS)} or 'package.module:Class'")
 
 
 def _preprocessed_folder(name: str) -> Path:
@@ -138,13 +135,15 @@ def extract_fingerprint(
 def plan_experiment(
     dataset: int | str,
     planner: str = "ExperimentPlanner",
-    gpu_memory_target: float = 8,
+    gpu_memory_target: float | None = None,
     overwrite_target_spacing: Sequence[float] | None = None,
     overwrite_plans_name: str | None = None,
 ) -> Path:
     """Plans the configurations from the fingerprint and writes ``<plans_name>.json``.
 
     Configurations of an existing plans file that the planner does not make (custom ones) are kept.
+    ``gpu_memory_target`` (GB) and ``overwrite_plans_name`` default to the planner's own (8 GB and
+    ``nnUNetPlans`` for the plain planner; e.g. 24 GB and ``nnUNetResEncUNetLPlans`` for ``nnUNetPlannerResEncL``).
 
     Returns:
         The plans file.
@@ -160,7 +159,9 @@ def plan_experiment(
             f"{fingerprint_file} does not exist; run nnUNetv2_extract_fingerprint -d {raw.name} first"
         )
     planner_cls = resolve_planner(planner)
-    plans_name = overwrite_plans_name or "nnUNetPlans"
+    plans_name = overwrite_plans_name or getattr(planner_cls, "default_plans_name", "nnUNetPlans")
+    if gpu_memory_target is None:
+        gpu_memory_target = getattr(planner_cls, "default_gpu_memory_target_in_gb", 8)
     reader = "NaturalImage2DIO" if raw.description.file_ending in (".png", ".bmp") else "SimpleITKIO"
     planner_obj = planner_cls(
         load_json(fingerprint_file), raw.description, raw.name, plans_name=plans_name,
@@ -235,7 +236,7 @@ def plan_and_preprocess(
     verify: bool = False,
     clean: bool = False,
     planner: str = "ExperimentPlanner",
-    gpu_memory_target: float = 8,
+    gpu_memory_target: float | None = None,
     overwrite_target_spacing: Sequence[float] | None = None,
     overwrite_plans_name: str | None = None,
     no_preprocessing: bool = False,

@@ -52,6 +52,8 @@ class ExperimentPlanner:
     lowres_creation_threshold = 0.25
     network_class_name = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
     preprocessor_name = "DefaultPreprocessor"
+    default_plans_name = "nnUNetPlans"  # when -overwrite_plans_name is not given
+    default_gpu_memory_target_in_gb: float = 8  # when -gpu_memory_target is not given
 
     def __init__(
         self,
@@ -140,6 +142,10 @@ class ExperimentPlanner:
             kw["n_conv_per_stage_decoder"], len(self.dataset.raw["labels"]),
         )
 
+    def _exceeds_reference(self, estimate: float, reference: float, ref_bs: int) -> bool:
+        """Whether the patch must shrink: the estimate at batch size 2 exceeds the memory reference."""
+        return (estimate / ref_bs * 2) > reference
+
     def get_plans_for_configuration(
         self, spacing, median_shape, data_identifier: str, approximate_n_voxels_dataset: float
     ) -> dict:
@@ -166,7 +172,7 @@ class ExperimentPlanner:
             self.gpu_memory_target_in_gb / self.UNet_reference_val_corresp_GB
         )
         ref_bs = self.UNet_reference_val_corresp_bs_2d if dim == 2 else self.UNet_reference_val_corresp_bs_3d
-        while (estimate / ref_bs * 2) > reference:
+        while self._exceeds_reference(estimate, reference, ref_bs):
             # shrink the axis that is largest relative to the median shape, one divisibility step at a time
             axis = np.argsort([i / j for i, j in zip(patch_size, median_shape[:dim])])[-1]
             patch_size = list(patch_size)

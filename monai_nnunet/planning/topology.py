@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["estimate_feature_map_size", "get_pool_and_conv_props", "pad_shape"]
+__all__ = ["estimate_feature_map_size", "estimate_resenc_feature_map_size", "get_pool_and_conv_props", "pad_shape"]
 
 
 def pad_shape(shape: Sequence[int], must_be_divisible_by: Sequence[int]) -> np.ndarray:
@@ -112,12 +112,61 @@ def estimate_feature_map_size(
     n_stages = len(features_per_stage)
     total = 0
     size = list(patch_size)
-    skip_sizes = []
     for s in range(n_stages):
         size = [i // j for i, j in zip(size, strides[s])]
         total += int(n_conv_per_stage[s]) * int(features_per_stage[s]) * int(np.prod(size, dtype=np.int64))
-        if s < n_stages - 1:
-            skip_sizes.append(size)
+    return total + _decoder_feature_map_size(patch_size, features_per_stage, strides, n_conv_per_stage_decoder,
+                                             num_classes)
+
+
+def estimate_resenc_feature_map_size(
+    patch_size: Sequence[int],
+    features_per_stage: Sequence[int],
+    strides: Sequence[Sequence[int]],
+    n_blocks_per_stage: Sequence[int],
+    n_conv_per_stage_decoder: Sequence[int],
+    num_classes: int,
+) -> int:
+    """The same VRAM proxy for nnU-Net's ``ResidualEncoderUNet`` (``BasicBlockD`` residual encoder).
+
+    The stem convolution, then per encoder stage two convolutions per residual block plus the first block's 1x1
+    projection when it changes the channels or the resolution, then the plain U-Net decoder.
+
+    Args:
+        patch_size: input spatial size.
+        features_per_stage: channels of each encoder stage.
+        strides: stride of each encoder stage.
+        n_blocks_per_stage: residual blocks per encoder stage.
+        n_conv_per_stage_decoder: convolutions per decoder stage (lowest first).
+        num_classes: output channels of the segmentation layer.
+
+    Returns:
+        The number of output activations, as ``ResidualEncoderUNet.compute_conv_feature_map_size`` counts them.
+    """
+    size = [int(i) for i in patch_size]
+    total = int(features_per_stage[0]) * int(np.prod(size, dtype=np.int64))  # stem
+    channels = int(features_per_stage[0])
+    for s, (features, n_blocks) in enumerate(zip(features_per_stage, n_blocks_per_stage)):
+        after = [i // j for i, j in zip(size, strides[s])]
+        voxels = int(np.prod(after, dtype=np.int64))
+        total += 2 * int(features) * voxels * int(n_blocks)
+        if channels != int(features) or after != size:
+            total += int(features) * voxels  # projection of the first block's skip
+        size, channels = after, int(features)
+    return total + _decoder_feature_map_size(patch_size, features_per_stage, strides, n_conv_per_stage_decoder,
+                                             num_classes)
+
+
+def _decoder_feature_map_size(patch_size, features_per_stage, strides, n_conv_per_stage_decoder,
+                              num_classes: int) -> int:
+    """Decoder part of nnU-Net's estimate (``UNetDecoder.compute_conv_feature_map_size``, no deep supervision)."""
+    n_stages = len(features_per_stage)
+    total = 0
+    size = list(patch_size)
+    skip_sizes = []
+    for s in range(n_stages - 1):
+        size = [i // j for i, j in zip(size, strides[s])]
+        skip_sizes.append(size)
     for s in range(n_stages - 1):
         skip = int(np.prod(skip_sizes[-(s + 1)], dtype=np.int64))
         channels = int(features_per_stage[-(s + 2)])

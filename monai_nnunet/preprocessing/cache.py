@@ -102,12 +102,15 @@ def write_cache_record(folder: str | os.PathLike, plans, configuration: str) -> 
 
 
 def cache_mismatch(folder: str | os.PathLike, plans, configuration: str) -> str | None:
-    """Why the cache in ``folder`` was not made by these plans (the first entries that differ), or ``None``."""
+    """Why the cache in ``folder`` was not made by these plans (the first entries that differ), or ``None``.
+
+    The plans' name is not compared: plans that share a data identifier and these entries share the data (the
+    residual-encoder presets reuse ``nnUNetPlans_2d`` / ``nnUNetPlans_3d_fullres``, as in nnU-Net)."""
     path = Path(folder) / CACHE_RECORD
     if not path.is_file():
         return f"{folder} does not record the plans that made it (it was written by an earlier version)"
     recorded, current = load_json(path), cache_record(plans, configuration)
-    differing = [k for k in current if recorded.get(k) != current[k]]
+    differing = [k for k in current if k != "plans_name" and recorded.get(k) != current[k]]
     if not differing:
         return None
     return "; ".join(f"{k} is {recorded.get(k)} in the cache but {current[k]} in the plans" for k in differing[:3])

@@ -95,8 +95,8 @@ def test_separate_stages_and_their_order(synthetic_dataset, nnunet_env, capsys):
 
 
 def test_argument_and_environment_errors(synthetic_dataset, nnunet_env, capsys, monkeypatch):
-    assert main(["plan_and_preprocess", "-d", "998", "-pl", "nnUNetPlannerResEncM"]) == 1
-    assert "ResidualEncoderUNet" in capsys.readouterr().err
+    assert main(["plan_and_preprocess", "-d", "998", "-pl", "nnUNetPlannerResEncMM"]) == 1
+    assert "unknown planner 'nnUNetPlannerResEncMM'" in capsys.readouterr().err
     assert main(["plan_and_preprocess", "-d", "997"]) == 1
     assert "No dataset with id 997" in capsys.readouterr().err
     monkeypatch.delenv("nnUNet_preprocessed")

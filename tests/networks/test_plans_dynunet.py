@@ -136,10 +136,8 @@ def test_dynunet_itself_needs_three_stages():
 
 def test_other_network_classes_need_an_explicit_architecture():
     config = copy.deepcopy(SMALL_3D_ANISO)
-    config["architecture"]["network_class_name"] = (
-        "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet"
-    )
-    with pytest.raises(ValueError, match="ResidualEncoderUNet"):
+    config["architecture"]["network_class_name"] = "dynamic_network_architectures.architectures.primus.Primus"
+    with pytest.raises(ValueError, match="Primus"):
         build_network(config, 1, 2)
     with pytest.raises(ValueError, match="num_classes"):
         build_network(SMALL_3D_ANISO, 1, 2, architecture=PlansDynUNet, architecture_kwargs={"num_classes": 4})

@@ -95,7 +95,16 @@ def write_bundle_zip(model, folds: Sequence, output_zip: str | os.PathLike, vali
 
     Returns:
         The zip file.
+
+    Raises:
+        BundleExportError: a bad output name, or a cascade stage (its input needs another model's predictions).
     """
+    previous = model.configuration.previous_stage_name
+    if previous is not None:
+        raise BundleExportError(
+            f"{model.configuration_name} is a cascade stage: its input includes the predictions of {previous}, which a "
+            f"single-model bundle cannot make; export {previous} and 3d_fullres instead, or predict the cascade "
+            f"with nnUNetv2_predict -c {model.configuration_name}")
     output_zip = Path(output_zip)
     if output_zip.suffix != ".zip":
         raise BundleExportError(f"the output must be a .zip file, got {output_zip}")

@@ -1,9 +1,17 @@
 """``nnUNetv2_predict -i IN -o OUT -d D -c C [-f 0 1 2 3 4 | all] [-tr NAME] [-p PLANS] [-chk checkpoint_final.pth]
-[-step_size 0.5] [--disable_tta] [--save_probabilities] [-device cuda|cpu|mps] [-npp N] [-nps N]``"""
+[-step_size 0.5] [--disable_tta] [--save_probabilities] [-device cuda|cpu|mps] [-npp N] [-nps N]
+[-prev_stage_predictions FOLDER]``
+
+A cascade stage (``-c 3d_cascade_fullres``) takes the previous stage's segmentations of the same cases from
+``-prev_stage_predictions`` (nnU-Net's option: ``CASE<file_ending>`` files, e.g. the output of ``-c 3d_lowres``);
+without it the previous stage's model of the same results folder (same ``-tr``, ``-p``, ``-f``, ``-chk``) predicts
+them first, into a temporary folder.
+"""
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--continue_prediction", action="store_true",
                         help="skip cases whose output already exists")
     parser.add_argument("--disable_progress_bar", action="store_true", help="no progress bar")
+    parser.add_argument("-prev_stage_predictions", default=None, metavar="FOLDER",
+                        help="a cascade stage (3d_cascade_fullres): the previous stage's segmentations of the same "
+                             "cases (CASE<file_ending>); default: predict them first with the previous stage's model")
 
 
 def run_cli(args: argparse.Namespace) -> None:
@@ -46,13 +57,20 @@ def run_cli(args: argparse.Namespace) -> None:
         raise ValueError("-npp and -nps must be >= 0")
     folds = parse_folds(args.f)
     folder = model_output_folder(args.d, args.tr, args.p, args.c)
-    predictor = Predictor.from_results_folder(
-        folder, folds, args.chk, step_size=args.step_size, use_mirroring=not args.disable_tta, device=args.device,
-        mirror_batch_size=args.mirror_batch_size, verbose=not args.disable_progress_bar,
-    )
-    written = predictor.predict_from_files(
-        args.i, args.o, save_probabilities=args.save_probabilities, overwrite=not args.continue_prediction,
-        num_processes_preprocessing=args.npp, num_processes_export=args.nps,
-    )
+    settings = dict(step_size=args.step_size, use_mirroring=not args.disable_tta, device=args.device,
+                    mirror_batch_size=args.mirror_batch_size, verbose=not args.disable_progress_bar)
+    predictor = Predictor.from_results_folder(folder, folds, args.chk, **settings)
+    run = dict(num_processes_preprocessing=args.npp, num_processes_export=args.nps)
+    with tempfile.TemporaryDirectory(prefix="prev_stage_") as tmp:
+        previous = args.prev_stage_predictions
+        if predictor.previous_stage is not None and previous is None:
+            previous_folder = model_output_folder(args.d, args.tr, args.p, predictor.previous_stage)
+            written = Predictor.from_results_folder(previous_folder, folds, args.chk, **settings).predict_from_files(
+                args.i, tmp, **run)
+            print(f"{len(written)} case(s) predicted with {previous_folder.name} (the previous stage) first")
+            previous = tmp
+        written = predictor.predict_from_files(
+            args.i, args.o, save_probabilities=args.save_probabilities, overwrite=not args.continue_prediction,
+            previous_stage_predictions=previous, **run)
     print(f"{len(written)} case(s) written to {args.o} ({folder.name}, folds {' '.join(str(f) for f in folds)}, "
           f"device {predictor.device})")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from monai_nnunet.data.previous_stage import load_previous_stage_seg, missing_previous_stage_cases
 from monai_nnunet.preprocessing.cache import load_case
 from monai_nnunet.transforms.sampling import is_oversampled_position
 
@@ -43,11 +44,20 @@ class PreprocessedCases:
     Args:
         folder: the configuration's cache folder.
         case_ids: the cases to use (e.g. a fold's training cases).
+        previous_stage_folder: a cascade stage: the previous stage's ``predicted_next_stage/<configuration>``
+            folder; every sample then also holds ``seg_prev`` ``(1, Z, Y, X)`` int16, that segmentation (nnU-Net's
+            ``folder_with_segs_from_previous_stage``).
+
+    Raises:
+        ValueError: no cases.
+        FileNotFoundError: a case is missing from the cache or from ``previous_stage_folder``.
     """
 
-    def __init__(self, folder: str | os.PathLike, case_ids: Sequence[str]):
+    def __init__(self, folder: str | os.PathLike, case_ids: Sequence[str],
+                 previous_stage_folder: str | os.PathLike | None = None):
         self.folder = Path(folder)
         self.case_ids = list(case_ids)
+        self.previous_stage_folder = None if previous_stage_folder is None else Path(previous_stage_folder)
         if not self.case_ids:
             raise ValueError(f"no cases given for {self.folder}")
         missing = [c for c in self.case_ids if not (self.folder / f"{c}.json").is_file()
@@ -57,13 +67,21 @@ class PreprocessedCases:
                 f"{len(missing)} case(s) are not in the preprocessed cache {self.folder}: {missing[:5]}; "
                 f"run nnUNetv2_preprocess for this configuration"
             )
+        if self.previous_stage_folder is not None:
+            missing = missing_previous_stage_cases(self.previous_stage_folder, self.case_ids)
+            if missing:
+                raise FileNotFoundError(f"{len(missing)} case(s) have no segmentation of the previous stage in "
+                                        f"{self.previous_stage_folder}: {missing[:5]}")
 
     def __len__(self) -> int:
         return len(self.case_ids)
 
     def load(self, case_id: str) -> dict:
         data, seg, properties = load_case(self.folder, case_id)
-        return {"image": data, "label": seg, "properties": properties, "case_id": case_id}
+        sample = {"image": data, "label": seg, "properties": properties, "case_id": case_id}
+        if self.previous_stage_folder is not None:
+            sample["seg_prev"] = load_previous_stage_seg(self.previous_stage_folder, case_id, data.shape[1:])
+        return sample
 
 
 def _collate(samples: list[dict], keys: Sequence[str]) -> dict:

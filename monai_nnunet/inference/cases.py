@@ -21,7 +21,9 @@ from monai.transforms import Compose, DeleteItemsd
 from monai_nnunet.dataset.dataset_json import DatasetDescription
 from monai_nnunet.dataset.raw import CaseFiles
 from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
+from monai_nnunet.data.previous_stage import load_previous_stage_seg
 from monai_nnunet.preprocessing.cache import load_case
+from monai_nnunet.transforms.cascade import seg_to_one_hot
 from monai_nnunet.preprocessing.transforms import (
     CropToNonzerod,
     LoadNnunetCased,
@@ -131,13 +133,17 @@ def list_input_cases(
     return cases
 
 
-def inference_preprocessing(plans: PlansManager, configuration: ConfigurationManager, with_loading: bool = True
-                            ) -> Compose:
+def inference_preprocessing(plans: PlansManager, configuration: ConfigurationManager, with_loading: bool = True,
+                            keep_label: bool = False) -> Compose:
     """The training preprocessing of one configuration, for images without labels.
 
     Sample in: ``{"image": [channel files], "case_id": str}`` (or loaded arrays with ``with_loading=False``). Out:
     ``image`` float32 ``(C, Z, Y, X)`` in the preprocessed space and ``properties``. The nonzero mask made while
     cropping serves the normalisation and is then dropped.
+
+    With ``keep_label`` the sample's ``label`` (a cascade stage: the previous stage's segmentation file) is
+    preprocessed with the image as nnU-Net does (transposed, cropped with -1 outside the nonzero region, resampled
+    as a segmentation) and kept: ``label`` ``(1, Z, Y, X)``.
     """
     chain = [LoadNnunetCased()] if with_loading else []
     chain += [
@@ -145,7 +151,7 @@ def inference_preprocessing(plans: PlansManager, configuration: ConfigurationMan
         CropToNonzerod(),
         NormalizeByPlansd(configuration.normalization_schemes, configuration.use_mask_for_norm,
                           plans.foreground_intensity_properties_per_channel),
-        DeleteItemsd("label"),
+        *([] if keep_label else [DeleteItemsd("label")]),
         ResampleToTargetSpacingd(configuration.spacing, configuration.resampling_fn_data_kwargs,
                                  configuration.resampling_fn_seg_kwargs),
     ]
@@ -163,12 +169,20 @@ class PreprocessingDataset(torch.utils.data.Dataset):
         cases: the cases (from :func:`list_input_cases`).
         plans: plans dict (or manager).
         configuration_name: the configuration to preprocess for.
+        previous_stage_files: a cascade stage: each case's previous-stage segmentation file, by case id; it is
+            preprocessed with the image and appended as one-hot channels (one per ``one_hot_labels``).
+        one_hot_labels: the labels of those channels (the dataset's foreground labels).
     """
 
-    def __init__(self, cases: Sequence[CaseFiles], plans: PlansManager | Mapping[str, Any], configuration_name: str):
+    def __init__(self, cases: Sequence[CaseFiles], plans: PlansManager | Mapping[str, Any], configuration_name: str,
+                 previous_stage_files: Mapping[str, str | os.PathLike] | None = None,
+                 one_hot_labels: Sequence[int] = ()):
         self.cases = list(cases)
         self.plans = plans.plans if isinstance(plans, PlansManager) else dict(plans)
         self.configuration_name = configuration_name
+        self.previous_stage_files = None if previous_stage_files is None else \
+            {k: str(v) for k, v in previous_stage_files.items()}
+        self.one_hot_labels = [int(v) for v in one_hot_labels]
         self._chain: Compose | None = None
 
     def __len__(self) -> int:
@@ -178,9 +192,13 @@ class PreprocessingDataset(torch.utils.data.Dataset):
         case = self.cases[index]
         if self._chain is None:
             plans = PlansManager(self.plans)
-            self._chain = inference_preprocessing(plans, plans.get_configuration(self.configuration_name))
+            self._chain = inference_preprocessing(plans, plans.get_configuration(self.configuration_name),
+                                                  keep_label=self.previous_stage_files is not None)
+        item = {"image": [str(f) for f in case.images], "case_id": case.case_id}
+        if self.previous_stage_files is not None:
+            item["label"] = self.previous_stage_files[case.case_id]
         try:
-            sample = self._chain({"image": [str(f) for f in case.images], "case_id": case.case_id})
+            sample = self._chain(item)
         except Exception as raised:  # reported in the parent with the case name; never a worker traceback
             e = unwrap_transform_error(raised)
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -188,20 +206,33 @@ class PreprocessingDataset(torch.utils.data.Dataset):
                 message = f"case {case.case_id}: {message}"
             return {"case_id": case.case_id, "data": None, "properties": None,
                     "error": f"{type(e).__name__}: {message}"}
-        data = torch.from_numpy(np.ascontiguousarray(sample["image"], dtype=np.float32))
+        image = np.asarray(sample["image"], dtype=np.float32)
+        if self.previous_stage_files is not None:
+            image = np.concatenate([image, seg_to_one_hot(np.asarray(sample["label"])[0], self.one_hot_labels)])
+        data = torch.from_numpy(np.ascontiguousarray(image))
         return {"case_id": case.case_id, "data": data, "properties": sample["properties"], "error": None}
 
 
-def iter_preprocessed_cases(folder: str | os.PathLike, case_ids: Iterable[str]) -> Iterator[dict]:
+def iter_preprocessed_cases(folder: str | os.PathLike, case_ids: Iterable[str],
+                            previous_stage_folder: str | os.PathLike | None = None,
+                            one_hot_labels: Sequence[int] = ()) -> Iterator[dict]:
     """Yields cached cases as ``{"case_id", "data" (C, Z, Y, X) float32, "properties"}`` (for final validation).
 
     Args:
         folder: a configuration's preprocessed folder (``.../nnUNetPlans_3d_fullres``).
         case_ids: the cases to read, in order.
+        previous_stage_folder: a cascade stage: the previous stage's ``predicted_next_stage/<configuration>``
+            folder; its segmentation is appended to ``data`` as one channel per ``one_hot_labels``.
+        one_hot_labels: the labels of those channels.
 
     Raises:
         CacheError: when a case is not in the cache.
+        FileNotFoundError: when a case has no previous-stage segmentation.
     """
     for case_id in case_ids:
         data, _, properties = load_case(folder, case_id)
-        yield {"case_id": case_id, "data": np.array(data, dtype=np.float32), "properties": properties}
+        data = np.array(data, dtype=np.float32)
+        if previous_stage_folder is not None:
+            seg = load_previous_stage_seg(previous_stage_folder, case_id, data.shape[1:])
+            data = np.concatenate([data, seg_to_one_hot(seg[0], one_hot_labels)])
+        yield {"case_id": case_id, "data": data, "properties": properties}

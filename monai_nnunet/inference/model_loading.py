@@ -32,6 +32,7 @@ from monai_nnunet.networks.config import (
 from monai_nnunet.networks.nnunet_weights import NNUNET_COMPATIBLE_NETWORKS, nnunet_to_monai_state_dict
 from monai_nnunet.networks.plans_architecture import read_architecture
 from monai_nnunet.networks.residual_encoder_unet import ResidualEncoderUNet
+from monai_nnunet.planning.cascade import network_input_channels
 from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
 from monai_nnunet.utils.checkpoints import CheckpointError
 from monai_nnunet.utils.checkpoints import load_checkpoint as safe_load_checkpoint
@@ -378,7 +379,7 @@ def _trained_model_from_checkpoints(
     trainer_name = first.get("trainer_name") or "nnUNetTrainer"
     networks = []
     for fold, checkpoint in checkpoints:
-        network = network_from_checkpoint(checkpoint, configuration, dataset.num_channels,
+        network = network_from_checkpoint(checkpoint, configuration, network_input_channels(configuration, dataset),
                                           dataset.num_segmentation_heads)
         source = f"fold {fold} {checkpoint_name}" + (f" of {model_folder}" if model_folder else "")
         network.load_state_dict(weights_in_network_layout(checkpoint["network_weights"], network, source))

@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -47,6 +47,7 @@ from monai_nnunet.inference.model_loading import (
     load_trained_model,
 )
 from monai_nnunet.inference.sliding_window import predict_sliding_window_logits
+from monai_nnunet.planning.cascade import cascade_input_labels, network_input_channels
 from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
 from monai_nnunet.utils.files import save_json
 
@@ -300,8 +301,10 @@ class Predictor:
             ValueError: when the channel count differs from the model's.
         """
         channels = int(data.shape[0])
-        if channels != self.dataset.num_channels:
-            raise ValueError(f"the model takes {self.dataset.num_channels} channel(s), the data has {channels}")
+        if channels != self.num_input_channels:
+            cascade = f" ({self.dataset.num_channels} image channel(s) and one per foreground label of the " \
+                      f"{self.previous_stage} segmentation)" if self.previous_stage else ""
+            raise ValueError(f"the model takes {self.num_input_channels} channel(s){cascade}, the data has {channels}")
         modes = [network.training for network in self.model.networks]
         try:
             return predict_sliding_window_logits(
@@ -329,13 +332,15 @@ class Predictor:
             raise cause from None
         return {"case_id": case_id, "data": sample["image"], "properties": sample["properties"]}
 
-    def _check_configuration(self) -> None:
-        previous = self.configuration.previous_stage_name
-        if previous is not None:
-            raise ValueError(
-                f"configuration {self.model.configuration_name} is a cascade stage (it needs the predictions of "
-                f"{previous}); cascaded prediction is not supported, predict with {previous} or 3d_fullres"
-            )
+    @property
+    def num_input_channels(self) -> int:
+        """The network's input channels: the image channels, plus one per foreground label for a cascade stage."""
+        return network_input_channels(self.configuration, self.dataset)
+
+    @property
+    def previous_stage(self) -> str | None:
+        """The configuration whose predictions a cascade stage needs (``3d_lowres``), else ``None``."""
+        return self.configuration.previous_stage_name
 
     def predict_from_files(
         self,
@@ -345,6 +350,7 @@ class Predictor:
         overwrite: bool = True,
         num_processes_preprocessing: int = 3,
         num_processes_export: int = 3,
+        previous_stage_predictions: str | os.PathLike | None = None,
     ) -> list[Path]:
         """Predicts every case of an input folder (or explicit channel-file lists) into ``output_folder``.
 
@@ -358,16 +364,20 @@ class Predictor:
             overwrite: ``False`` skips cases whose outputs exist (``--continue_prediction``).
             num_processes_preprocessing: preprocessing workers (0: in this process).
             num_processes_export: export workers (0: in this process).
+            previous_stage_predictions: a cascade stage: the folder of the previous stage's segmentations of the same
+                cases (``CASE<file_ending>``, e.g. ``nnUNetv2_predict -c 3d_lowres`` output), nnU-Net's
+                ``-prev_stage_predictions``; preprocessed with each image and given as one-hot input channels.
 
         Returns:
             The segmentation files written.
 
         Raises:
             InputCaseError: a case lacks a channel file (checked for all cases before anything runs).
+            ValueError: a cascade stage without ``previous_stage_predictions``, or a case without a file there.
             CasePredictionError: a case failed in preprocessing or export; the message names it.
         """
-        self._check_configuration()
         cases = list_input_cases(inputs, self.dataset)
+        previous_files = self._previous_stage_files(cases, previous_stage_predictions)
         output_folder = Path(output_folder)
         output_folder.mkdir(parents=True, exist_ok=True)
         save_json({"inputs": str(inputs) if isinstance(inputs, (str, os.PathLike)) else [[str(f) for f in c]
@@ -377,7 +387,9 @@ class Predictor:
                    "num_processes_segmentation_export": num_processes_export, "step_size": self.step_size,
                    "use_mirroring": self.use_mirroring, "mirror_axes": list(self.mirror_axes),
                    "device": str(self.device), "folds": [str(f) for f in self.model.folds],
-                   "trainer_name": self.model.trainer_name, "configuration": self.model.configuration_name},
+                   "trainer_name": self.model.trainer_name, "configuration": self.model.configuration_name,
+                   "previous_stage_predictions": None if previous_stage_predictions is None
+                   else str(previous_stage_predictions)},
                   output_folder / "predict_from_raw_data_args.json")
         save_json(self.dataset.raw, output_folder / "dataset.json")
         save_json(self.plans.plans, output_folder / "plans.json")
@@ -390,14 +402,38 @@ class Predictor:
         method = _start_method()
         exporter = _Exporter(num_processes_export, method)
         try:
-            samples = self._preprocessed_stream(cases, num_processes_preprocessing, method)
+            samples = self._preprocessed_stream(cases, num_processes_preprocessing, method, previous_files)
             self._predict_stream(samples, output_folder, save_probabilities, exporter, len(cases))
             return exporter.finish()
         finally:
             exporter.close()
 
-    def _preprocessed_stream(self, cases: Sequence[CaseFiles], num_processes: int, method: str) -> Iterable[dict]:
-        dataset = PreprocessingDataset(cases, self.plans, self.model.configuration_name)
+    def _previous_stage_files(self, cases: Sequence[CaseFiles], folder: str | os.PathLike | None
+                              ) -> dict[str, Path] | None:
+        """Each case's previous-stage segmentation file (a cascade stage), checked for every case up front."""
+        if self.previous_stage is None:
+            if folder is not None:
+                raise ValueError(f"-prev_stage_predictions given, but {self.model.configuration_name} is not a cascade "
+                                 f"stage (it has no previous stage)")
+            return None
+        if folder is None:
+            raise ValueError(f"configuration {self.model.configuration_name} is a cascade stage: it needs the "
+                             f"predictions of {self.previous_stage} for the same cases (-prev_stage_predictions FOLDER)")
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ValueError(f"-prev_stage_predictions folder {folder} does not exist")
+        files = {c.case_id: folder / f"{c.case_id}{self.dataset.file_ending}" for c in cases}
+        missing = [str(f.name) for f in files.values() if not f.is_file()]
+        if missing:
+            raise ValueError(f"{len(missing)} case(s) have no {self.previous_stage} prediction in {folder}: "
+                             f"{', '.join(missing[:5])}")
+        return files
+
+    def _preprocessed_stream(self, cases: Sequence[CaseFiles], num_processes: int, method: str,
+                             previous_stage_files: Mapping[str, Path] | None = None) -> Iterable[dict]:
+        dataset = PreprocessingDataset(cases, self.plans, self.model.configuration_name,
+                                       previous_stage_files=previous_stage_files,
+                                       one_hot_labels=cascade_input_labels(self.configuration, self.dataset))
         num_workers = max(0, min(int(num_processes), len(cases)))
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_identity,
@@ -418,12 +454,15 @@ class Predictor:
             raise
 
     def _predict_stream(self, samples: Iterable[Mapping[str, Any]], output_folder: Path, save_probabilities: bool,
-                        exporter: _Exporter, total: int | None = None) -> None:
+                        exporter: _Exporter, total: int | None = None,
+                        on_logits: Callable[[str, np.ndarray, Mapping[str, Any]], None] | None = None) -> None:
         bar = tqdm(total=total, desc="Predicting", disable=not self.verbose, dynamic_ncols=True)
         try:
             for sample in samples:
                 case_id = str(sample["case_id"])
                 logits = self.predict_preprocessed_case(sample["data"]).numpy()
+                if on_logits is not None:
+                    on_logits(case_id, logits, sample["properties"])
                 exporter.submit(case_id, logits, sample["properties"], self.plans, self.configuration,
                                 self.dataset, str(output_folder / case_id), save_probabilities)
                 bar.update()
@@ -437,6 +476,7 @@ def predict_cases_to_folder(
     output_folder: str | os.PathLike,
     save_probabilities: bool = False,
     num_processes_export: int = 2,
+    on_logits: Callable[[str, np.ndarray, Mapping[str, Any]], None] | None = None,
 ) -> list[Path]:
     """Predicts preprocessed cases (e.g. a fold's validation cases from the cache) into ``output_folder``.
 
@@ -450,6 +490,8 @@ def predict_cases_to_folder(
         output_folder: created if missing; ``CASE<file_ending>`` per case (+ ``.npz``/``.json``/``.pkl``).
         save_probabilities: also write probabilities for ensembling (``--npz``).
         num_processes_export: export worker processes.
+        on_logits: called with ``(case_id, logits (K, Z, Y, X), properties)`` of every case before its export (the
+            final validation of a ``3d_lowres`` fold writes its next stage's inputs with it).
 
     Returns:
         The segmentation files written.
@@ -457,13 +499,12 @@ def predict_cases_to_folder(
     Raises:
         CasePredictionError: a case's export failed (the message names it).
     """
-    predictor._check_configuration()
     output_folder = Path(output_folder)
     output_folder.mkdir(parents=True, exist_ok=True)
     exporter = _Exporter(num_processes_export, _start_method())
     try:
         total = len(samples) if hasattr(samples, "__len__") else None
-        predictor._predict_stream(samples, output_folder, save_probabilities, exporter, total)
+        predictor._predict_stream(samples, output_folder, save_probabilities, exporter, total, on_logits)
         return exporter.finish()
     finally:
         exporter.close()

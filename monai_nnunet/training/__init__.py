@@ -5,6 +5,7 @@ The functions here are the small public functions the run's ``train.yaml`` calls
 """
 
 from monai_nnunet.planning.plans import PlansManager
+from monai_nnunet.training.cascade import predicted_next_stage_folder
 from monai_nnunet.training.checkpoints import find_resume_checkpoint, resume_iteration
 from monai_nnunet.training.configs import registered_loss
 from monai_nnunet.training.distributed import (
@@ -50,6 +51,7 @@ __all__ = [
     "is_distributed",
     "nnUNetTrainer",
     "plans_configuration",
+    "predicted_next_stage_folder",
     "prepare_network",
     "prepare_run",
     "rank",

@@ -18,6 +18,7 @@ from monai_nnunet.inference import Predictor, iter_preprocessed_cases, predict_c
 from monai_nnunet.networks.config import unwrap_network
 from monai_nnunet.networks.fast_kernels import standard_kernels
 from monai_nnunet.planning.plans import PlansManager
+from monai_nnunet.training.cascade import NextStageWriter
 from monai_nnunet.training.distributed import rank
 from monai_nnunet.training.handlers.training_log import log_line
 from monai_nnunet.utils.checkpoints import load_checkpoint
@@ -40,13 +41,20 @@ class FinalValidation:
         save_probabilities: also ``CASE.npz`` (``--npz``).
         checkpoint: load these weights first (``--val``); ``None``: the network's current weights.
         log_file: ``training_log.txt``.
+        previous_stage_predictions: a cascade stage: the previous stage's ``predicted_next_stage/<configuration>``
+            folder; each case's segmentation there is given as one-hot input channels (``cascade_labels``).
+        cascade_labels: the labels of those channels.
+        next_stage_folder: ``<results folder>/predicted_next_stage``; a configuration with a ``next_stage``
+            (``3d_lowres``) also writes each case there, resampled to the next stage's cache (nnU-Net's cascade).
     """
 
     def __init__(self, network: nn.Module, plans_file: str | os.PathLike, configuration: str,
                  dataset_json_file: str | os.PathLike, cache_dir: str | os.PathLike, case_ids: Sequence[str],
                  output_dir: str | os.PathLike, reference_dir: str | os.PathLike, mirror_axes: Sequence[int] = (),
                  save_probabilities: bool = False, checkpoint: str | os.PathLike | None = None,
-                 log_file: str | os.PathLike | None = None) -> None:
+                 log_file: str | os.PathLike | None = None,
+                 previous_stage_predictions: str | os.PathLike | None = None, cascade_labels: Sequence[int] = (),
+                 next_stage_folder: str | os.PathLike | None = None) -> None:
         self.network = network
         self.plans_file = Path(plans_file)
         self.configuration = configuration
@@ -59,6 +67,9 @@ class FinalValidation:
         self.save_probabilities = bool(save_probabilities)
         self.checkpoint = checkpoint
         self.log_file = log_file
+        self.previous_stage_predictions = previous_stage_predictions
+        self.cascade_labels = [int(v) for v in cascade_labels]
+        self.next_stage_folder = next_stage_folder
 
     def run(self) -> Path | None:
         """Predicts, writes and evaluates the validation cases (rank 0 only); returns ``summary.json``."""
@@ -76,12 +87,17 @@ class FinalValidation:
         was_training = network.training
         try:
             device = next(network.parameters()).device
-            predictor = Predictor.from_networks(network, PlansManager(self.plans_file), self.configuration,
+            plans = PlansManager(self.plans_file)
+            predictor = Predictor.from_networks(network, plans, self.configuration,
                                                 dataset.raw, mirror_axes=self.mirror_axes, device=device,
                                                 verbose=False)
-            predict_cases_to_folder(predictor, iter_preprocessed_cases(self.cache_dir, self.case_ids),
-                                    self.output_dir, save_probabilities=self.save_probabilities,
-                                    num_processes_export=0 if workers <= 1 else min(2, workers))
+            next_stage = None if self.next_stage_folder is None else NextStageWriter(
+                plans, predictor.configuration, dataset, self.cache_dir.parent, self.next_stage_folder, self.log_file)
+            cases = iter_preprocessed_cases(self.cache_dir, self.case_ids, self.previous_stage_predictions,
+                                            self.cascade_labels)
+            predict_cases_to_folder(predictor, cases, self.output_dir, save_probabilities=self.save_probabilities,
+                                    num_processes_export=0 if workers <= 1 else min(2, workers),
+                                    on_logits=next_stage or None)
         finally:
             network.train(was_training)
         summary_file = self.output_dir / "summary.json"
@@ -90,6 +106,9 @@ class FinalValidation:
         per_class = " ".join(f"{k}={v['Dice']:.4f}" for k, v in summary["mean"].items())
         log_line(self.log_file, f"final validation of {len(self.case_ids)} case(s): mean Dice "
                                 f"{summary['foreground_mean']['Dice']:.4f} ({per_class}); {summary_file}")
+        if next_stage:
+            log_line(self.log_file, f"{len(next_stage.written)} prediction(s) for the next stage(s) "
+                                    f"{', '.join(next_stage.caches)} written to {self.next_stage_folder}")
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return summary_file

@@ -2,6 +2,12 @@
 transforms, and the small functions the training bundle calls for the patch geometry."""
 
 from monai_nnunet.transforms.blobs import LabelToBlobsd
+from monai_nnunet.transforms.cascade import (
+    MoveSegAsOneHotToImaged,
+    RandBinaryOperatord,
+    RandRemoveConnectedComponentd,
+    seg_to_one_hot,
+)
 from monai_nnunet.transforms.intensity import (
     IndependentRandGaussianNoised,
     IndependentRandScaleIntensityd,
@@ -31,12 +37,16 @@ __all__ = [
     "LabelToRegionsd",
     "LabelsToRegionMasksd",
     "MaskOutsideNonzerod",
+    "MoveSegAsOneHotToImaged",
+    "RandBinaryOperatord",
     "RandChannelGaussianSmoothd",
     "RandChannelLowResolutiond",
     "RandGammad",
     "RandPatchCropWithOversamplingd",
+    "RandRemoveConnectedComponentd",
     "RandRotateScaleCropd",
     "augmentation_settings",
     "deep_supervision_scales",
     "mirroring_transforms",
+    "seg_to_one_hot",
 ]

@@ -34,6 +34,8 @@ from monai_nnunet.bundle.run_bundle import (
     write_training_bundle,
 )
 from monai_nnunet.losses import DC_and_BCE_loss, DC_and_CE_loss, DeepSupervisionWrapper
+from monai_nnunet.planning.cascade import cascade_input_labels, network_input_channels
+from monai_nnunet.training.cascade import check_previous_stage_predictions, previous_stage_predictions_folder
 from monai_nnunet.training.checkpoints import CheckpointError
 from monai_nnunet.training.configs import (
     TrainerConfig,
@@ -115,6 +117,7 @@ class nnUNetTrainer:
             dataset_id, configuration, fold, plans_identifier,
             output_folder_name=trainer_output_folder_name(self.trainer_name, plans_identifier, configuration),
             preprocessed_folder=preprocessed_folder, output_folder=output_folder)
+        self.previous_stage_predictions = self._previous_stage_predictions()
         self.config_overrides = to_bundle_overrides(self.trainer_config, self.trainer_name,
                                                     regions=self.setup.dataset.has_regions)
         self.explicit_settings = {k: v for k, v in settings.items() if v is not None}
@@ -123,6 +126,9 @@ class nnUNetTrainer:
                                                                **settings)
         except ValueError as e:
             raise TrainingSetupError(str(e)) from e
+        if self.previous_stage_predictions is not None and self.settings.augmentation_device != "cpu":
+            raise TrainingSetupError(f"{configuration} is a cascade stage: its augmentation of the previous stage's "
+                                     f"segmentation runs on the CPU; use augmentation_device cpu")
         self.continue_training = bool(continue_training)
         self.pretrained_weights = None if pretrained_weights is None else str(pretrained_weights)
         self.save_checkpoints = bool(save_checkpoints)
@@ -147,6 +153,25 @@ class nnUNetTrainer:
     cache_folder = property(lambda self: self.setup.cache_folder)
     log_file = property(lambda self: self.setup.output_folder / "training_log.txt")
 
+    def _previous_stage_predictions(self) -> Path | None:
+        """A cascade stage: the previous stage's ``predicted_next_stage/<configuration>`` folder, checked to hold every
+        case of the fold (else the run is refused with the command that makes them); ``None`` otherwise."""
+        previous = self.setup.configuration.previous_stage_name
+        if previous is None:
+            return None
+        folder = previous_stage_predictions_folder(self.setup.output_folder, self.trainer_name,
+                                                   self.setup.plans_identifier, previous, self.configuration_name)
+        split = self.setup.split()
+        try:
+            check_previous_stage_predictions(
+                folder, [*split["train"], *split["val"]], dataset_name=self.setup.dataset_name,
+                previous_stage=previous, configuration=self.configuration_name, fold=self.setup.fold,
+                preprocessed_folder=self.setup.preprocessed_folder, trainer_name=self.trainer_name,
+                plans_identifier=self.setup.plans_identifier)
+        except ValueError as e:
+            raise TrainingSetupError(str(e)) from None
+        return folder
+
     # ------------------------------------------------------------------------------------------ the bundle
     def run_parameters(self) -> dict[str, Any]:
         """The run parameters block of ``train.yaml``."""
@@ -169,13 +194,17 @@ class nnUNetTrainer:
             "mirror_axes": list(s.mirror_axes), "augmentation_device": s.augmentation_device,
             "num_workers": s.num_workers, "seed": s.seed, "save_checkpoints": self.save_checkpoints,
             "export_npz": self.export_npz, "resume": False, "pretrained_weights": self.pretrained_weights,
-            "data_identifier": setup.configuration.data_identifier, "num_input_channels": dataset.num_channels,
+            "data_identifier": setup.configuration.data_identifier,
+            "num_input_channels": network_input_channels(setup.configuration, dataset),
             "num_classes": dataset.num_segmentation_heads, "batch_dice": bool(setup.configuration.batch_dice),
             "ignore_label": dataset.ignore_label,
             "masked_channels": [c for c, m in enumerate(setup.configuration.use_mask_for_norm) if m],
             "strides": [list(map(int, st)) for st in setup.configuration.pool_op_kernel_sizes],
             "foreground_classes": classes, "class_names": class_names,
             "annotated_labels": [-1, *dataset.all_labels] if dataset.has_ignore_label else None,
+            "previous_stage_predictions": None if self.previous_stage_predictions is None
+            else str(self.previous_stage_predictions),
+            "cascade_labels": cascade_input_labels(setup.configuration, dataset),
         }
 
     def _overridden_hooks(self) -> list[str]:
@@ -184,6 +213,10 @@ class nnUNetTrainer:
     def bundle_sections(self) -> list[tuple[str, dict[str, Any]]]:
         """The overrides appended to ``train.yaml``: region-based labels, the ``-tr`` config, a subclass's hooks."""
         sections = []
+        if self.previous_stage_predictions is not None:
+            sections.append((f"cascade stage (previous stage {self.setup.configuration.previous_stage_name}): its "
+                             f"segmentation as one-hot input channels, and their augmentation",
+                             load_overlay(TEMPLATE_BUNDLE / "configs" / "cascade.yaml")))
         if self.setup.dataset.has_regions:
             sections.append(("region-based labels (dataset.json regions_class_order)",
                              load_overlay(TEMPLATE_BUNDLE / "configs" / "region_labels.yaml")))
@@ -328,7 +361,8 @@ class nnUNetTrainer:
     # ------------------------------------------------------------------------------------------ nnU-Net's hooks
     def build_network_architecture(self) -> nn.Module:
         """The network for this configuration: the trainer config's architecture, else the plans' U-Net."""
-        return self.trainer_config.build_network(self.configuration_manager, self.dataset.num_channels,
+        return self.trainer_config.build_network(self.configuration_manager,
+                                                 network_input_channels(self.configuration_manager, self.dataset),
                                                  self.dataset.num_segmentation_heads,
                                                  deep_supervision=self.settings.deep_supervision)
 

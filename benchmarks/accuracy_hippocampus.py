@@ -117,7 +117,7 @@ def train_ours(work: Path, env: dict[str, str], budget: dict, seed: int, threads
          f"our training (seed {seed})")
     seconds = time.perf_counter() - start
     summary = next(results.glob(f"{DATASET}/*/fold_0/validation_raw/summary.json"))
-    return {**_dice(summary), "seconds": seconds}
+    return {**_dice(summary), "seconds": seconds, "seed": seed}
 
 
 def prepare_nnunet(work: Path, python: Path, budget: dict, ours_env: dict[str, str], threads: int) -> dict[str, str]:
@@ -153,13 +153,14 @@ def train_nnunet(work: Path, python: Path, env: dict[str, str], budget: dict, se
                 str(threads), budget["device"]], dict(env, nnUNet_results=str(results)),
                f"nnU-Net's training (seed {seed})")
     record = json.loads(out.strip().splitlines()[-1])
-    return {**_dice(Path(record["summary"])), "seconds": record["seconds"]}
+    return {**_dice(Path(record["summary"])), "seconds": record["seconds"], "seed": seed}
 
 
 def _report(tool: str, runs: list[dict]) -> dict:
     means = [r["mean"] for r in runs]
     classes = list(runs[0]["per_class"])
-    for seed, r in enumerate(runs):
+    for r in runs:
+        seed = r["seed"]
         per_class = " ".join(f"{k}={v:.4f}" for k, v in r["per_class"].items())
         print(f"  {tool:<8} seed {seed}: Dice {per_class} mean {r['mean']:.4f}  ({r['seconds']:.0f} s)", flush=True)
     mean = statistics.mean(means)

@@ -22,7 +22,7 @@ from skimage.measure import label as label_components
 from skimage.morphology import ball, disk
 
 __all__ = ["BINARY_OPERATORS", "MoveSegAsOneHotToImaged", "RandBinaryOperatord", "RandRemoveConnectedComponentd",
-           "binary_closing", "binary_dilation", "binary_erosion", "binary_opening", "seg_to_one_hot"]
+           "ball_closing", "ball_dilation", "ball_erosion", "ball_opening", "seg_to_one_hot"]
 
 
 def seg_to_one_hot(seg: np.ndarray | torch.Tensor, labels: Sequence[int], dtype=None) -> np.ndarray | torch.Tensor:
@@ -94,30 +94,30 @@ def _structure(ndim: int, radius: float) -> np.ndarray:
     return disk(radius, dtype=bool) if ndim == 2 else ball(radius, dtype=bool)
 
 
-def binary_dilation(mask: np.ndarray, radius: float) -> np.ndarray:
+def ball_dilation(mask: np.ndarray, radius: float) -> np.ndarray:
     """Dilation with a ball (disk in 2D) of ``radius``; outside the array is background."""
     return ndimage.binary_dilation(mask, _structure(mask.ndim, radius))
 
 
-def binary_erosion(mask: np.ndarray, radius: float) -> np.ndarray:
+def ball_erosion(mask: np.ndarray, radius: float) -> np.ndarray:
     """Erosion with a ball (disk in 2D) of ``radius``; outside the array counts as foreground (nnU-Net's: the patch
     border does not erode)."""
     return ndimage.binary_erosion(mask, _structure(mask.ndim, radius), border_value=1)
 
 
-def binary_opening(mask: np.ndarray, radius: float) -> np.ndarray:
+def ball_opening(mask: np.ndarray, radius: float) -> np.ndarray:
     """Erosion then dilation."""
-    return binary_dilation(binary_erosion(mask, radius), radius)
+    return ball_dilation(ball_erosion(mask, radius), radius)
 
 
-def binary_closing(mask: np.ndarray, radius: float) -> np.ndarray:
+def ball_closing(mask: np.ndarray, radius: float) -> np.ndarray:
     """Dilation then erosion."""
-    return binary_erosion(binary_dilation(mask, radius), radius)
+    return ball_erosion(ball_dilation(mask, radius), radius)
 
 
 #: the operators ``RandBinaryOperatord`` chooses from by name (nnU-Net's four)
-BINARY_OPERATORS = {"dilation": binary_dilation, "erosion": binary_erosion, "closing": binary_closing,
-                    "opening": binary_opening}
+BINARY_OPERATORS = {"dilation": ball_dilation, "erosion": ball_erosion, "closing": ball_closing,
+                    "opening": ball_opening}
 
 
 def _channel_indices(channels: Sequence[int], num_channels: int) -> list[int]:

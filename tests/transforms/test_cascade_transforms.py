@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from monai_nnunet.transforms import MoveSegAsOneHotToImaged, RandBinaryOperatord, RandRemoveConnectedComponentd
-from monai_nnunet.transforms.cascade import BINARY_OPERATORS, binary_dilation, binary_erosion, seg_to_one_hot
+from monai_nnunet.transforms.cascade import BINARY_OPERATORS, ball_dilation, ball_erosion, seg_to_one_hot
 
 
 def _cube(shape=(12, 12, 12), lo=4, hi=8):
@@ -47,14 +47,14 @@ def test_seg_to_one_hot_values():
 
 def test_morphology_matches_the_ball():
     cube = _cube()
-    dilated = binary_dilation(cube, 1)
+    dilated = ball_dilation(cube, 1)
     # radius 1 ball: the 6-neighbourhood; the cube grows by one voxel per face, edges and corners not
     assert dilated.sum() == 64 + 6 * 16
-    eroded = binary_erosion(cube, 1)
+    eroded = ball_erosion(cube, 1)
     assert eroded.sum() == 8 and eroded[5:7, 5:7, 5:7].all()
     # nnU-Net's: the patch border does not erode a structure touching it
     full = np.ones((6, 6, 6), dtype=bool)
-    assert binary_erosion(full, 2).all()
+    assert ball_erosion(full, 2).all()
 
 
 def _one_hot_image(mask_a, mask_b):
@@ -78,7 +78,7 @@ def test_binary_operator_dilation_keeps_one_hot_and_image_channel():
     out = t({"image": torch.as_tensor(image)})["image"]
     assert isinstance(out, torch.Tensor) and out.shape == (3, 12, 12, 12)
     np.testing.assert_array_equal(out[0].numpy(), image[0])  # the image channel is untouched
-    np.testing.assert_array_equal(out[1].numpy(), binary_dilation(a, 2))
+    np.testing.assert_array_equal(out[1].numpy(), ball_dilation(a, 2))
     # channels not listed are left alone; with both listed, a grown label clears the other one where it grew
     both = RandBinaryOperatord("image", channels=[1, 2], prob=1.0, prob_per_label=1.0, strel_size=3,
                                operators=["dilation"])

@@ -47,33 +47,29 @@ def _run(command: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[:6000]}")
     return time.perf_counter() - start
 
 
 def _write_nnunet_results(ours: Path, theirs: Path, config: str) -> None:
-    """Our fold-0 checkpoint as an nnU-Net v2 results folder (nnU-Net's key layout and checkpoint fields)."""
+    """Our fold-0 checkpoint as an nnU-Net v2 results folder, converted as ``nnUNetv2_export_model_to_zip`` does
+    (nnU-Net's key layout, ``init_args``, the run's own mirroring axes)."""
     import shutil
 
     import torch
 
-    from monai_nnunet.bundle.inference import network_from_plans
-    from monai_nnunet.networks import monai_to_nnunet_state_dict
+    from monai_nnunet.model_sharing.nnunet_checkpoint import nnunet_loadable_checkpoint
     from monai_nnunet.utils.files import load_json
 
     (theirs / "fold_0").mkdir(parents=True)
     for name in ("plans.json", "dataset.json"):
         shutil.copyfile(ours / name, theirs / name)
-    network = network_from_plans(ours / "plans.json", ours / "dataset.json", config)
     checkpoint = torch.load(ours / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=True)
-    network.load_state_dict(checkpoint["network_weights"])
-    torch.save({
-        "network_weights": monai_to_nnunet_state_dict(network), "optimizer_state": None, "grad_scaler_state": None,
-        "logging": {}, "current_epoch": 1, "trainer_name": "nnUNetTrainer",
-        "inference_allowed_mirroring_axes": (0, 1, 2),
-        "init_args": {"plans": load_json(ours / "plans.json"), "configuration": config, "fold": 0,
-                      "dataset_json": load_json(ours / "dataset.json"), "device": "cpu"},
-    }, theirs / "fold_0" / "checkpoint_final.pth")
+    converted, in_nnunet_layout = nnunet_loadable_checkpoint(checkpoint, load_json(ours / "plans.json"),
+                                                             load_json(ours / "dataset.json"), config, 0)
+    if not in_nnunet_layout:
+        raise SystemExit("the checkpoint's network has no nnU-Net layout")
+    torch.save(converted, theirs / "fold_0" / "checkpoint_final.pth")
 
 
 def _dice(a, b) -> float:

@@ -1,11 +1,12 @@
-"""Checkpoints that nnU-Net v2 loads: the keys its predictor reads, the weights in its ``PlainConvUNet`` layout.
+"""Checkpoints that nnU-Net v2 loads: the keys its predictor reads, the weights in its network's layout.
 
 nnU-Net's ``nnUNetPredictor.initialize_from_trained_model_folder`` reads ``trainer_name``,
 ``init_args["configuration"]``, ``inference_allowed_mirroring_axes`` and ``network_weights`` (loaded strictly into
 the network its trainer class builds from the plans). Our checkpoints hold our network's state dict and record the
 configuration under ``init``/``configuration``; :func:`nnunet_loadable_checkpoint` adds ``init_args`` and writes the
-weights of a plain U-Net (:class:`~monai_nnunet.networks.plans_dynunet.PlansDynUNet`) in nnU-Net's layout. Every other
-key is kept, so the result is a superset of nnU-Net's checkpoint that our own model loading reads as well
+weights of a plain U-Net (:class:`~monai_nnunet.networks.plans_dynunet.PlansDynUNet`) or a residual-encoder U-Net
+(:class:`~monai_nnunet.networks.residual_encoder_unet.ResidualEncoderUNet`) in nnU-Net's layout, alias keys
+included (nnU-Net loads strictly). Every other key is kept, so the result is a superset of nnU-Net's checkpoint that our own model loading reads as well
 (nnU-Net-layout weights are converted back on load, exactly).
 """
 
@@ -19,15 +20,17 @@ from monai_nnunet.inference.model_loading import network_from_checkpoint, weight
 from monai_nnunet.networks.config import unwrap_network, unwrapped_state_dict
 from monai_nnunet.networks.nnunet_weights import monai_to_nnunet_state_dict
 from monai_nnunet.networks.plans_dynunet import PlansDynUNet
+from monai_nnunet.networks.residual_encoder_unet import ResidualEncoderUNet
 from monai_nnunet.planning.plans import PlansManager
 
 __all__ = ["is_nnunet_layout", "nnunet_loadable_checkpoint"]
 
 
 def is_nnunet_layout(weights: Mapping[str, Any]) -> bool:
-    """Whether a state dict has nnU-Net's ``PlainConvUNet`` keys (``encoder.stages.*`` / ``decoder.seg_layers.*``)."""
-    return any(k.startswith("encoder.stages.") or k.startswith("decoder.seg_layers.")
-               for k in unwrapped_state_dict(weights))
+    """Whether a state dict is one nnU-Net's networks load strictly: nnU-Net's keys with its alias keys
+    (``....all_modules.N.*``). Our ``ResidualEncoderUNet`` shares nnU-Net's parameter names but not the aliases."""
+    keys = list(unwrapped_state_dict(weights))
+    return any(".all_modules." in k for k in keys) and any(k.startswith("decoder.seg_layers.") for k in keys)
 
 
 def nnunet_loadable_checkpoint(checkpoint: Mapping[str, Any], plans: Mapping[str, Any], dataset_json: Mapping[str, Any],
@@ -44,8 +47,8 @@ def nnunet_loadable_checkpoint(checkpoint: Mapping[str, Any], plans: Mapping[str
         source: named in error messages.
 
     Returns:
-        ``(checkpoint, converted)``: ``converted`` is ``False`` when the network has no nnU-Net layout (not a plain
-        U-Net); its weights then stay ours, which nnU-Net cannot load but this package can.
+        ``(checkpoint, converted)``: ``converted`` is ``False`` when the network has no nnU-Net layout (neither a
+        plain nor a residual-encoder U-Net); its weights then stay ours, which nnU-Net cannot load but this package can.
 
     Raises:
         ModelLoadingError: when the weights do not fit the plans' network.
@@ -66,7 +69,7 @@ def nnunet_loadable_checkpoint(checkpoint: Mapping[str, Any], plans: Mapping[str
     network = network_from_checkpoint(out, config, dataset.num_channels, dataset.num_segmentation_heads)
     network.load_state_dict(weights_in_network_layout(out["network_weights"], network, source))
     network = unwrap_network(network)
-    if not isinstance(network, PlansDynUNet):
+    if not isinstance(network, (PlansDynUNet, ResidualEncoderUNet)):
         return out, False
     out["network_weights"] = monai_to_nnunet_state_dict(network)
     return out, True

@@ -117,3 +117,25 @@ def test_import_of_an_nnunet_resenc_results_folder(resenc_run, tmp_path):
     x = torch.randn(1, 1, *patch)
     with torch.no_grad():
         torch.testing.assert_close(imported(x), ours.eval()(x), atol=1e-5, rtol=1e-5)
+
+
+def test_model_zip_holds_weights_nnunet_loads_strictly(resenc_run, tmp_path, monkeypatch):
+    """nnUNetv2_export_model_to_zip of a ResEnc fold: the checkpoint has nnU-Net's keys with its alias keys (nnU-Net's
+    ResidualEncoderUNet loads strictly), and this package reads the zip's checkpoint back to the same network."""
+    root = resenc_run["root"]
+    monkeypatch.setenv("nnUNet_results", str(root / "results"))
+    monkeypatch.setenv("nnUNet_preprocessed", str(root / "nnUNet_preprocessed"))
+    zip_file = tmp_path / "ResEnc_nnunet.zip"
+    assert main(["export_model_to_zip", "-d", "998", "-o", str(zip_file), "-c", "3d_fullres", "-f", "0",
+                 "-p", PLANS]) == 0
+    fold = resenc_run["fold"]
+    member = f"Dataset998_Synthetic/nnUNetTrainer__{PLANS}__3d_fullres/fold_0/checkpoint_final.pth"
+    with zipfile.ZipFile(zip_file) as z:
+        exported = torch.load(z.open(member), weights_only=True)
+    ours = network_from_plans(fold.parent / "plans.json", fold.parent / "dataset.json", "3d_fullres")
+    ours.load_state_dict(torch.load(fold / "checkpoint_final.pth", weights_only=True)["network_weights"])
+    expected = monai_to_nnunet_state_dict(ours)  # nnU-Net's layout (tested against nnU-Net's own state dicts)
+    assert set(exported["network_weights"]) == set(expected)
+    for key, tensor in expected.items():
+        assert torch.equal(exported["network_weights"][key], tensor), key
+    assert exported["init_args"]["configuration"] == "3d_fullres"

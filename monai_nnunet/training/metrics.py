@@ -3,6 +3,8 @@ per-epoch pseudo Dice on the validation patches."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from collections.abc import Sequence
 import numpy as np
 import torch
@@ -72,8 +74,9 @@ class _PerClassDice(Metric):
         self.regions = bool(regions)
         super().__init__(output_transform=output_transform, device=device)
 
+    @abstractmethod
     def compute_per_class(self) -> list[float]:
-        raise NotImplementedError
+        """The Dice per class or region, reduced over the ranks."""
 
     def compute(self) -> float:
         return _mean_over_classes(self.compute_per_class())

@@ -130,6 +130,15 @@ def _channel_indices(channels: Sequence[int], num_channels: int) -> list[int]:
     return out
 
 
+def _pick_channels(rng: np.random.RandomState, channels: Sequence[int], num_channels: int, prob_per_label: float
+                   ) -> tuple[list[int], list[int]]:
+    """The one-hot channels, and those a sample corrupts: in random order, each with ``prob_per_label`` (nnU-Net's
+    per-label draw)."""
+    indices = _channel_indices(channels, num_channels)
+    order = [indices[i] for i in rng.permutation(len(indices))]
+    return indices, [c for c in order if rng.uniform() < prob_per_label]
+
+
 def _as_numpy(image) -> np.ndarray:
     return image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
 
@@ -181,9 +190,7 @@ class RandBinaryOperatord(RandomizableTransform, MapTransform):
             return d
         for key in self.key_iterator(d):
             image = _as_numpy(d[key]).copy()
-            channels = _channel_indices(self.channels, image.shape[0])
-            order = [channels[i] for i in self.R.permutation(len(channels))]
-            picked = [c for c in order if self.R.uniform() < self.prob_per_label]
+            channels, picked = _pick_channels(self.R, self.channels, image.shape[0], self.prob_per_label)
             for c in picked:
                 operator = BINARY_OPERATORS[self.operators[self.R.randint(len(self.operators))]]
                 radius = self.R.uniform(*self.strel_size) if self.strel_size[0] < self.strel_size[1] \
@@ -236,9 +243,7 @@ class RandRemoveConnectedComponentd(RandomizableTransform, MapTransform):
             return d
         for key in self.key_iterator(d):
             image = _as_numpy(d[key]).copy()
-            channels = _channel_indices(self.channels, image.shape[0])
-            order = [channels[i] for i in self.R.permutation(len(channels))]
-            picked = [c for c in order if self.R.uniform() < self.prob_per_label]
+            channels, picked = _pick_channels(self.R, self.channels, image.shape[0], self.prob_per_label)
             for c in picked:
                 mask = image[c] != 0
                 if not mask.any():

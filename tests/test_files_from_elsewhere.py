@@ -103,3 +103,75 @@ def test_any_garbage_is_a_checkpoint_error(tmp_path):
         path.write_bytes(payload)
         with pytest.raises(CheckpointError, match=str(path)):
             load_checkpoint(path)
+
+
+# ---- the network a checkpoint records is data: nothing untrusted is imported, no expression reaches a bundle -----
+ZEN = "Beautiful is better than ugly"
+PLANTED = '''
+import torch
+open({marker!r}, "w").write("imported")
+
+
+class Net(torch.nn.Module):
+    def __init__(self, **kwargs):
+        super().__init__()
+'''
+
+
+def _record(trained, **changes):
+    checkpoint = trained["fold"] / "checkpoint_final.pth"
+    state = torch.load(checkpoint, weights_only=True)
+    state["network_def"].update(changes)
+    torch.save(state, checkpoint)
+    return checkpoint
+
+
+@pytest.mark.parametrize("command", ["predict", "export-bundle", "import-nnunet"])
+def test_a_recorded_network_outside_the_trusted_modules_is_never_imported(trained, tmp_path, capsys, command):
+    checkpoint = _record(trained, _target_="this.Net")
+    assert main(_commands(trained, tmp_path, checkpoint)[command]) == 1
+    captured = capsys.readouterr()
+    assert ZEN not in captured.out + captured.err  # importing `this` prints the Zen of Python
+    assert "'this.Net' is not in a trusted network module" in captured.err
+    assert str(checkpoint) in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_a_trusted_module_in_the_working_directory_is_not_imported(trained, tmp_path, capsys, monkeypatch):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "plantednet.py").write_text(PLANTED.format(marker=str(trained["marker"])))
+    monkeypatch.chdir(workdir)
+    monkeypatch.syspath_prepend(str(workdir))  # as `python -m` puts the working directory first
+    monkeypatch.setenv("MONAI_NNUNET_NETWORK_MODULES", "plantednet")  # even when the user trusts the name
+    checkpoint = _record(trained, _target_="plantednet.Net")
+    assert main(_commands(trained, tmp_path, checkpoint)["predict"]) == 1
+    err = capsys.readouterr().err
+    assert "would be imported from" in err and "the working directory or nnUNet_results" in err
+    assert not trained["marker"].exists()
+
+
+def test_a_package_inside_an_installed_model_is_not_imported(trained, tmp_path, capsys, monkeypatch):
+    # a model zip that carried a package: installed under nnUNet_results, importable when that folder is on the path
+    package = trained["fold"].parent / "plantedpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(PLANTED.format(marker=str(trained["marker"])))
+    monkeypatch.syspath_prepend(str(trained["fold"].parent))
+    monkeypatch.setenv("MONAI_NNUNET_NETWORK_MODULES", "plantedpkg")
+    checkpoint = _record(trained, _target_="plantedpkg.Net")
+    assert main(_commands(trained, tmp_path, checkpoint)["predict"]) == 1
+    assert "would be imported from" in capsys.readouterr().err
+    assert not trained["marker"].exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "export-bundle", "import-nnunet"])
+@pytest.mark.parametrize("value", ["$__import__('pathlib').Path({marker!r}).touch()", "@num_classes",
+                                   {"_target_": "pathlib.Path", "args": "{marker}"}])
+def test_an_expression_in_recorded_arguments_is_refused(trained, tmp_path, capsys, command, value):
+    value = value.format(marker=str(trained["marker"])) if isinstance(value, str) else value
+    checkpoint = _record(trained, features_per_stage=value)
+    assert main(_commands(trained, tmp_path, checkpoint)[command]) == 1
+    err = capsys.readouterr().err
+    assert str(checkpoint) in err and "network_def#features_per_stage" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.zip"))  # never copied into a bundle
+    assert not trained["marker"].exists()

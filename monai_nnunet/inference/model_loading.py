@@ -25,6 +25,7 @@ from monai_nnunet.networks.full_resolution import full_resolution_network
 from monai_nnunet.networks.config import (
     NetworkConfigError,
     build_network_from_config,
+    check_plain_arguments,
     describe_arguments,
     network_config,
     unwrapped_state_dict,
@@ -45,6 +46,7 @@ __all__ = [
     "build_inference_network",
     "inference_network_config",
     "network_from_checkpoint",
+    "recorded_network_def",
     "load_checkpoint",
     "load_trained_model",
     "model_output_folder",
@@ -262,20 +264,43 @@ def _legacy_network_def(checkpoint: Mapping[str, Any], configuration: Configurat
 
 def network_from_checkpoint(checkpoint: Mapping[str, Any], configuration: ConfigurationManager, channels: int,
                             outputs: int) -> nn.Module:
-    """The network a checkpoint's weights belong to: its recorded ``network_def``; nnU-Net v2 checkpoints
-    (``PlainConvUNet`` / ``ResidualEncoderUNet`` weights) and checkpoints without a record get the plans' own
-    network."""
-    spec = checkpoint.get("network_def")
-    if not isinstance(spec, Mapping) and _is_nnunet_layout(unwrapped_state_dict(checkpoint["network_weights"])):
-        return build_inference_network(configuration, channels, outputs)
-    if not isinstance(spec, Mapping):
-        spec = _legacy_network_def(checkpoint, configuration, channels, outputs)
+    """The network a checkpoint's weights belong to: its recorded ``network_def`` (plain values, a class from a
+    trusted network module); nnU-Net v2 checkpoints (``PlainConvUNet`` / ``ResidualEncoderUNet`` weights) and
+    checkpoints without a record get the plans' own network.
+
+    Raises:
+        ModelLoadingError: the record is not plain data, names an untrusted class, or cannot be built.
+    """
+    spec = recorded_network_def(checkpoint, configuration, channels, outputs)
     return build_inference_network(configuration, channels, outputs, spec)
 
 
-def inference_network_config(network: nn.Module) -> dict | None:
-    """``network_def`` of a loaded network for an exported bundle (deep supervision off)."""
-    spec = network_config(network)
+def recorded_network_def(checkpoint: Mapping[str, Any], configuration: ConfigurationManager, channels: int,
+                         outputs: int) -> dict | None:
+    """The ``network_def`` a checkpoint records (earlier versions: from its trainer config), checked to be plain
+    data; ``None`` for nnU-Net v2 checkpoints and checkpoints without a record (the plans' network).
+
+    Raises:
+        ModelLoadingError: the record holds expressions, references, components or non-JSON values.
+    """
+    spec = checkpoint.get("network_def")
+    if not isinstance(spec, Mapping) and _is_nnunet_layout(unwrapped_state_dict(checkpoint["network_weights"])):
+        return None
+    if not isinstance(spec, Mapping):
+        spec = _legacy_network_def(checkpoint, configuration, channels, outputs)
+    if spec is None:
+        return None
+    try:
+        check_plain_arguments(spec)
+    except NetworkConfigError as e:
+        raise ModelLoadingError(str(e)) from None
+    return dict(spec)
+
+
+def inference_network_config(network: nn.Module, recorded: Mapping[str, Any] | None = None) -> dict | None:
+    """``network_def`` of a loaded network for an exported bundle (deep supervision off): the checkpoint's record,
+    else the network's own description (this package's networks)."""
+    spec = dict(recorded) if recorded is not None else network_config(network)
     if spec is not None and "deep_supervision" in spec:
         spec["deep_supervision"] = False
     return spec
@@ -377,15 +402,19 @@ def _trained_model_from_checkpoints(
     configuration_name = _checkpoint_configuration(first, model_folder)
     configuration = plans.get_configuration(configuration_name)
     trainer_name = first.get("trainer_name") or "nnUNetTrainer"
-    networks = []
+    networks, records = [], []
+    channels = network_input_channels(configuration, dataset)
     for fold, checkpoint in checkpoints:
-        network = network_from_checkpoint(checkpoint, configuration, network_input_channels(configuration, dataset),
-                                          dataset.num_segmentation_heads)
-        source = f"fold {fold} {checkpoint_name}" + (f" of {model_folder}" if model_folder else "")
+        source = str(model_folder / f"fold_{fold}" / checkpoint_name) if model_folder else f"fold {fold} {checkpoint_name}"
+        try:
+            records.append(recorded_network_def(checkpoint, configuration, channels, dataset.num_segmentation_heads))
+            network = build_inference_network(configuration, channels, dataset.num_segmentation_heads, records[-1])
+        except ModelLoadingError as e:
+            raise ModelLoadingError(f"{source}: {e}") from None
         network.load_state_dict(weights_in_network_layout(checkpoint["network_weights"], network, source))
         networks.append(network.eval())
     return TrainedModel(
-        network_def=inference_network_config(networks[0]),
+        network_def=inference_network_config(networks[0], records[0]),
         plans=plans, configuration=configuration, configuration_name=configuration_name, dataset=dataset,
         networks=networks, mirror_axes=_mirror_axes(first, configuration), trainer_name=str(trainer_name),
         folds=[f for f, _ in checkpoints], model_folder=model_folder,

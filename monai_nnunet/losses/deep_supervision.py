@@ -106,9 +106,10 @@ class DeepSupervisionWrapper(_Loss):
     ) -> torch.Tensor:
         """
         Args:
-            input: list or tuple of outputs (B, C, *spatial_i), highest resolution first, or one tensor.
-            target: list or tuple of targets matching ``input``, or one tensor (B, K, *spatial)
-                resized to each output with nearest neighbour.
+            input: list or tuple of outputs (B, C, *spatial_i), highest resolution first, or one tensor (a
+                network without deep supervision: the loss of that output against the full-resolution target).
+            target: list or tuple of targets matching ``input`` (for one output tensor, its first entry is
+                used), or one tensor (B, K, *spatial) resized to each output with nearest neighbour.
             kwargs: extra arguments of the wrapped loss, each None, a matching list or tuple, or
                 one tensor (B, K, *spatial) resized like ``target``.
 
@@ -119,8 +120,9 @@ class DeepSupervisionWrapper(_Loss):
             ValueError: when ``input`` is empty or not tensors, a list ``target`` / extra does not
                 match the number of outputs, or ``weight_factors`` has another length.
         """
-        if isinstance(input, torch.Tensor):
-            return self.loss(input, target, **kwargs)
+        if isinstance(input, torch.Tensor):  # one output: the full-resolution targets (first of each list)
+            first = {k: v[0] if isinstance(v, (list, tuple)) else v for k, v in kwargs.items()}
+            return self.loss(input, target[0] if isinstance(target, (list, tuple)) else target, **first)
         if not isinstance(input, (list, tuple)) or len(input) == 0:
             raise ValueError(
                 f"input must be a non-empty list or tuple of outputs (highest resolution first) or a tensor, "

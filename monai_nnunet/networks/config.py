@@ -1,15 +1,16 @@
 """A network as data: its class and constructor arguments, recorded in checkpoints and exported bundles.
 
 Training builds the network from the run's ``network_def`` (``_target_`` and arguments); the checkpoint records
-the same as :func:`network_config` so that prediction and export rebuild exactly that network, whatever trainer
-name the run had. A recorded config is data from a file: :func:`build_network_from_config` only instantiates
-classes that are ``torch.nn.Module`` subclasses of an installed package, and the operator names in the arguments
-resolve from the allowlist of :mod:`monai_nnunet.networks.operators`.
+its class and evaluated arguments (:func:`monai_nnunet.training.network_record`; :func:`network_config` for a
+network built outside a bundle) so that prediction and export rebuild exactly that network, whatever trainer
+name the run had. A recorded config is data from a file: :func:`build_network_from_config` takes plain values only
+(:func:`check_plain_arguments`), imports the class only from a trusted network module
+(:mod:`monai_nnunet.networks.trusted`), and the operator names in the arguments resolve from the allowlist of
+:mod:`monai_nnunet.networks.operators`.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -17,9 +18,10 @@ from typing import Any
 import torch.nn as nn
 
 from monai_nnunet.networks.operators import operator_name
+from monai_nnunet.networks.trusted import resolve_trusted_network
 
-__all__ = ["WRAPPER_PREFIXES", "NetworkConfigError", "build_network_from_config", "describe_arguments",
-           "network_config", "resolve_network_class", "strip_wrapper_prefixes", "unwrap_network",
+__all__ = ["WRAPPER_PREFIXES", "NetworkConfigError", "build_network_from_config", "check_plain_arguments",
+           "describe_arguments", "network_config", "resolve_network_class", "strip_wrapper_prefixes", "unwrap_network",
            "unwrapped_state_dict"]
 
 #: what ``DistributedDataParallel`` and ``torch.compile`` put in front of parameter names
@@ -105,30 +107,55 @@ def network_config(network: nn.Module) -> dict[str, Any] | None:
 
 
 def resolve_network_class(target: str) -> type[nn.Module]:
-    """Imports ``"package.module.Class"`` (or ``"package.module:Class"``) and checks it is a network class.
+    """The network class a recorded ``"package.module.Class"`` (or ``"package.module:Class"``) names, imported only
+    from a trusted network module (:mod:`monai_nnunet.networks.trusted`).
 
     Raises:
-        NetworkConfigError: when it cannot be imported or is not a ``torch.nn.Module`` subclass.
+        NetworkConfigError: when it is untrusted (nothing was imported), cannot be imported or is not a
+            ``torch.nn.Module`` subclass.
     """
-    if not isinstance(target, str) or not target:
-        raise NetworkConfigError(f"a network _target_ must be a dotted class name, got {target!r}")
-    if ":" in target:
-        module_name, _, attr = target.partition(":")
-        candidates = [(module_name, attr)]
-    else:
-        parts = target.split(".")
-        candidates = [(".".join(parts[:i]), ".".join(parts[i:])) for i in range(len(parts) - 1, 0, -1)]
-    for module_name, attr in candidates:
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ImportError:
+    try:
+        return resolve_trusted_network(target)
+    except ValueError as e:
+        raise NetworkConfigError(str(e)) from None
+
+
+def check_plain_arguments(config: Mapping[str, Any], where: str = "network_def") -> None:
+    """Refuses a recorded network config whose arguments are not plain values: a string starting with ``$``, ``@``
+    or ``%`` (a MONAI expression, reference or macro), a nested ``_target_`` (a component), a key starting with
+    ``_`` other than ``_target_``, or a value that is no JSON type.
+
+    Args:
+        config: ``{"_target_": ..., **arguments}``.
+        where: how the error names the config (e.g. ``"fold_0/checkpoint_final.pth network_def"``).
+
+    Raises:
+        NetworkConfigError: naming the key.
+    """
+    def check(value: Any, key: str) -> None:
+        if isinstance(value, str):
+            if value.startswith(("$", "@", "%")):
+                raise NetworkConfigError(f"{where}#{key} is {value!r}: a recorded network holds plain values only, "
+                                         f"never MONAI expressions, references or macros")
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                if not isinstance(k, str) or k.startswith("_"):
+                    raise NetworkConfigError(f"{where}#{key}#{k}: a recorded network holds no components "
+                                             f"(_target_ and other '_' keys)")
+                check(v, f"{key}#{k}")
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                check(v, f"{key}#{i}")
+        elif value is not None and not isinstance(value, (bool, int, float)):
+            raise NetworkConfigError(f"{where}#{key} is a {type(value).__name__}: a recorded network holds plain "
+                                     f"values only (numbers, strings, lists, mappings)")
+
+    for key, value in config.items():
+        if key == "_target_":
             continue
-        for part in attr.split("."):
-            obj = getattr(obj, part, None)
-        if isinstance(obj, type) and issubclass(obj, nn.Module):
-            return obj
-        raise NetworkConfigError(f"network _target_ {target!r} is not a torch.nn.Module class")
-    raise NetworkConfigError(f"network _target_ {target!r} cannot be imported: install the package that defines it")
+        if not isinstance(key, str) or key.startswith("_"):
+            raise NetworkConfigError(f"{where}#{key}: a recorded network holds no '_' keys besides _target_")
+        check(value, key)
 
 
 def build_network_from_config(config: Mapping[str, Any], **overrides: Any) -> nn.Module:
@@ -140,10 +167,12 @@ def build_network_from_config(config: Mapping[str, Any], **overrides: Any) -> nn
             passed when the class takes them).
 
     Raises:
-        NetworkConfigError: unknown or non-network class, or arguments the class refuses.
+        NetworkConfigError: an untrusted, unknown or non-network class, arguments that are not plain values, or
+            arguments the class refuses.
     """
     if not isinstance(config, Mapping) or "_target_" not in config:
         raise NetworkConfigError("a network config needs a '_target_' naming the network class")
+    check_plain_arguments(config)
     cls = resolve_network_class(config["_target_"])
     kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
     try:

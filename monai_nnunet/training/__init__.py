@@ -26,6 +26,8 @@ from monai_nnunet.training.engine import (
 from monai_nnunet.training.final_validation import FinalValidation
 from monai_nnunet.training.lr_scheduler import PolyLRScheduler
 from monai_nnunet.training.metrics import CaseMeanDice, PseudoDice, dice_improved
+from monai_nnunet.training.network_record import network_record
+from monai_nnunet.training.output_folder import check_output_folder, write_results_folder_files
 from monai_nnunet.training.run_setup import RunSetup, TrainingSetupError, check_flags, fold_split, prepare_run
 from monai_nnunet.training.trainer import TrainingSettings, nnUNetTrainer
 from monai_nnunet.utils.devices import resolve_device
@@ -42,6 +44,7 @@ __all__ = [
     "TrainingSettings",
     "TrainingSetupError",
     "check_flags",
+    "check_output_folder",
     "dice_improved",
     "distributed_device",
     "find_resume_checkpoint",
@@ -49,6 +52,7 @@ __all__ = [
     "full_resolution_output",
     "init_distributed",
     "is_distributed",
+    "network_record",
     "nnUNetTrainer",
     "plans_configuration",
     "predicted_next_stage_folder",
@@ -62,6 +66,7 @@ __all__ = [
     "resolve_device",
     "resume_iteration",
     "shutdown_distributed",
+    "write_results_folder_files",
 ]
 
 

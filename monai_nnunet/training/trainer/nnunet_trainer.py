@@ -182,7 +182,7 @@ class nnUNetTrainer:
         classes = [list(c) if isinstance(c, tuple) else c for c in dataset.foreground_regions]
         class_names = [names.get(c, str(c)) for c in dataset.foreground_regions]
         return {
-            "bundle_root": str(setup.output_folder), "output_dir": "@bundle_root",
+            "bundle_root": "$nnunet_bundle.bundle_folder()", "output_dir": "@bundle_root",
             "dataset_dir": str(setup.preprocessed_folder), "dataset_name": setup.dataset_name,
             "configuration": setup.configuration_name, "fold": setup.fold,
             "plans_identifier": setup.plans_identifier, "trainer_name": self.trainer_name, "device": str(self.device),
@@ -193,7 +193,8 @@ class nnUNetTrainer:
             "oversample_foreground_percent": s.oversample_foreground_percent, "deep_supervision": s.deep_supervision,
             "mirror_axes": list(s.mirror_axes), "augmentation_device": s.augmentation_device,
             "num_workers": s.num_workers, "seed": s.seed, "save_checkpoints": self.save_checkpoints,
-            "export_npz": self.export_npz, "resume": False, "pretrained_weights": self.pretrained_weights,
+            "export_npz": self.export_npz, "resume": False, "overwrite": False,
+            "pretrained_weights": self.pretrained_weights,
             "data_identifier": setup.configuration.data_identifier,
             "num_input_channels": network_input_channels(setup.configuration, dataset),
             "num_classes": dataset.num_segmentation_heads, "batch_dice": bool(setup.configuration.batch_dice),
@@ -251,8 +252,18 @@ class nnUNetTrainer:
         return compose_train_yaml(self.run_parameters(), network_block(self.setup.configuration),
                                   self.bundle_sections())
 
+    def _located(self) -> dict[str, Any]:
+        """The run's folders as this process finds them (``nnUNet_results``, ``nnUNet_preprocessed``): a fold that
+        was copied or moved is trained, resumed and validated where it is now, never where it was written."""
+        located: dict[str, Any] = {"bundle_root": str(self.output_folder),
+                                   "dataset_dir": str(self.setup.preprocessed_folder)}
+        if self.previous_stage_predictions is not None:
+            located["previous_stage_predictions"] = str(self.previous_stage_predictions)
+        return located
+
     def _workflow(self, config_files: list[str], draft: bool = False, **overrides: Any) -> ConfigWorkflow:
         extra = {"nnunet_trainer": self} if type(self) is not nnUNetTrainer else {}
+        overrides = {**self._located(), **overrides}
         meta = Path(config_files[0]).parent / "metadata.json"
         if draft:  # this process's own folder
             save_json(build_metadata(self.setup.dataset.raw, self.configuration_name), meta)
@@ -327,11 +338,10 @@ class nnUNetTrainer:
         self._refuse_overwriting_a_trained_fold()
         text = self.train_yaml()
         # every component builds before anything is written
-        workflow = self._draft_workflow(text, "train#trainer", resume=self.continue_training)
+        workflow = self._draft_workflow(text, "train#trainer", resume=self.continue_training,
+                                        overwrite=self.overwrite)
         if rank() == 0:  # the only writer under DDP
             write_training_bundle(self.output_folder, text, self.setup.dataset.raw, self.configuration_name)
-            save_json(self.setup.plans.plans, self.output_folder.parent / "plans.json")
-            save_json(self.setup.dataset.raw, self.output_folder.parent / "dataset.json")
         self.workflow = workflow
         return workflow
 
@@ -353,7 +363,8 @@ class nnUNetTrainer:
         if not path.is_file():
             raise CheckpointError(f"{path} does not exist: --val needs a trained fold"
                                   + (" with a case-level validation (checkpoint_best)" if use_best else ""))
-        overrides = {"final_validation#checkpoint": str(path), "device": str(self.device)}
+        # resume: the fold's training is there by design (the bundle refuses a trained folder otherwise)
+        overrides = {"final_validation#checkpoint": str(path), "device": str(self.device), "resume": True}
         workflow = self._workflow(run_config_files(self.output_folder), **overrides) if self._existing_bundle() \
             else self._draft_workflow(self.train_yaml(), "final_validation", **overrides)
         return workflow.parser.get_parsed_content("final_validation").run()

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import yaml
@@ -27,7 +27,8 @@ from monai_nnunet.bundle.metadata import build_metadata
 from monai_nnunet.bundle.readme import bundle_readme
 from monai_nnunet.utils.files import atomic_path, load_json, save_json
 
-__all__ = ["BundleExportError", "export_bundle", "import_nnunet", "write_bundle_zip"]
+__all__ = ["BundleExportError", "export_bundle", "fold_model_parameters", "import_nnunet", "inference_config",
+           "write_bundle_zip"]
 
 MODEL_BEGIN, MODEL_END = "# >>> model parameters", "# <<< model parameters"
 
@@ -41,8 +42,13 @@ def _model_file(index: int, fold) -> str:
 
 
 def _model_parameters(model, folds: Sequence) -> dict:
+    """The model parameters block of a zip's ``inference.yaml``: the files inside the bundle, the run's
+    configuration, mirror axes and network, and ``network`` (the folds' weights in that network, averaged)."""
     configuration = json.loads(json.dumps(model.configuration.configuration))
     return {
+        "bundle_root": ".",
+        "plans_file": "$@bundle_root + '/configs/plans.json'",
+        "dataset_json_file": "$@bundle_root + '/configs/dataset.json'",
         "configuration": model.configuration_name,
         "trainer_name": model.trainer_name,
         "model_files": [f"$@bundle_root + '/{_model_file(i, f)}'" for i, f in enumerate(folds)],
@@ -56,14 +62,67 @@ def _model_parameters(model, folds: Sequence) -> dict:
             "num_input_channels": model.dataset.num_channels,
             "num_outputs": model.dataset.num_segmentation_heads,
         },
+        "network": "$bundle_inference.fold_ensemble(@network_def, @model_files, @device)",
     }
 
 
-def _inference_config(model, folds: Sequence) -> str:
-    text = (TEMPLATE_BUNDLE / "configs" / "inference.yaml").read_text()
+def fold_model_parameters(configuration: str, trainer_name: str) -> dict:
+    """The model parameters block of a fold folder's ``inference.yaml`` (written by ``nnUNetv2_train``).
+
+    The bundle is the fold folder wherever it lies (``bundle_root`` is the folder of the bundle being run), and it
+    predicts as ``nnUNetv2_predict -f FOLD`` does: with ``checkpoint`` (``checkpoint_final.pth``; any list of
+    checkpoints in ``model_files``, averaged), each network built from its checkpoint's own record, the plans and
+    dataset.json of the results folder (the fold folder's parent) and the mirror axes the checkpoint allows.
+
+    Args:
+        configuration: the run's plans configuration, e.g. ``"3d_fullres"``.
+        trainer_name: the run's ``-tr`` name.
+
+    Returns:
+        The block's values, in their order in the file.
+    """
+    return {
+        "bundle_root": "$nnunet_bundle.bundle_folder()",
+        "plans_file": "$@bundle_root + '/../plans.json'",
+        "dataset_json_file": "$@bundle_root + '/../dataset.json'",
+        "configuration": str(configuration),
+        "trainer_name": str(trainer_name),
+        "checkpoint": "checkpoint_final.pth",
+        "model_files": ["$@bundle_root + '/' + @checkpoint"],
+        "trained_model": "$bundle_inference.trained_model_from_checkpoints(@model_files, @plans_file, "
+                         "@dataset_json_file, @configuration)",
+        "mirror_axes": "$list(@trained_model.mirror_axes)",
+        "network_def": "$@trained_model.networks[0]",
+        "network": "$bundle_inference.FoldEnsemble(@trained_model.networks).to(@device).eval()",
+    }
+
+
+def inference_config(model_parameters: Mapping[str, Any], template: str | os.PathLike = TEMPLATE_BUNDLE) -> str:
+    """The template's ``inference.yaml`` with its model parameters block replaced.
+
+    Args:
+        model_parameters: the block's values (:func:`fold_model_parameters`, or a zip's).
+        template: the template bundle.
+
+    Returns:
+        The file's text.
+
+    Raises:
+        BundleExportError: when the template lacks the block's markers.
+    """
+    source = Path(template) / "configs" / "inference.yaml"
+    text = source.read_text()
     start, end = text.find(MODEL_BEGIN), text.find(MODEL_END)
-    block = yaml.safe_dump(_model_parameters(model, folds), sort_keys=False, default_flow_style=None, width=120)
-    return text[: start + len(MODEL_BEGIN)] + "\n" + block + text[end:]
+    if start < 0 or end < start:
+        raise BundleExportError(f"{source} lacks the '{MODEL_BEGIN}' / "
+                                f"'{MODEL_END}' block")
+    line_end = text.index("\n", start)
+    block = yaml.safe_dump(dict(model_parameters), sort_keys=False, default_flow_style=None, width=120)
+    return text[: line_end + 1] + block + text[end:]
+
+
+def _inference_config(model, folds: Sequence) -> str:
+    return inference_config(_model_parameters(model, folds))
 
 
 def _validation_results(model_folder: Path | None, folds: Sequence) -> dict:

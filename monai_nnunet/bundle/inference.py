@@ -15,12 +15,22 @@ from ignite.engine import Engine, Events
 from torch import nn
 
 from monai_nnunet.dataset.dataset_json import DatasetDescription, load_dataset_json
-from monai_nnunet.inference.model_loading import build_inference_network
+from monai_nnunet.inference.cases import InputCaseError
+from monai_nnunet.inference.export import export_prediction
+from monai_nnunet.inference.model_loading import (
+    ModelLoadingError,
+    TrainedModel,
+    build_inference_network,
+    inference_network_config,
+    load_checkpoint,
+    network_from_checkpoint,
+    weights_in_network_layout,
+)
 from monai_nnunet.planning.plans import ConfigurationManager, PlansManager
 from monai_nnunet.utils.files import load_json
 
 __all__ = ["FoldEnsemble", "PredictionWriter", "fold_ensemble", "network_from_configuration", "network_from_plans",
-           "prediction_iteration", "single_case"]
+           "prediction_iteration", "single_case", "trained_model_from_checkpoints"]
 
 
 def _plans(plans: str | os.PathLike | Mapping) -> PlansManager:
@@ -105,6 +115,70 @@ def fold_ensemble(network: nn.Module, model_files: Sequence[str | os.PathLike], 
     return FoldEnsemble(networks).to(device).eval()
 
 
+def _existing_file(path: Path, what: str, hint: str) -> Path:
+    if path.is_file():
+        return path
+    present = sorted(p.name for p in path.parent.glob("*.pth" if what == "checkpoint" else "*.json")) \
+        if path.parent.is_dir() else []
+    raise ModelLoadingError(f"{what} {path} does not exist; {'checkpoints' if what == 'checkpoint' else 'JSON files'} "
+                            f"in {path.parent}: {', '.join(present) if present else '(none)'}; {hint}")
+
+
+def _mirror_axes(checkpoint: Mapping[str, Any], configuration: ConfigurationManager) -> tuple[int, ...]:
+    axes = checkpoint.get("inference_allowed_mirroring_axes")
+    if axes is None:  # nnU-Net's default: every spatial axis
+        return tuple(range(len(configuration.patch_size)))
+    return tuple(int(a) for a in axes)
+
+
+def trained_model_from_checkpoints(model_files: str | os.PathLike | Sequence[str | os.PathLike],
+                                   plans_file: str | os.PathLike, dataset_json_file: str | os.PathLike,
+                                   configuration: str) -> TrainedModel:
+    """The networks of training checkpoints as ``nnUNetv2_predict`` loads them: each checkpoint read as data, its
+    network built from the checkpoint's own record (``network_def``; nnU-Net's own checkpoints: the plans' network)
+    and its weights loaded strictly (nnU-Net's key layout converted). The ``inference.yaml`` of a fold folder.
+
+    Args:
+        model_files: one checkpoint or several (``fold_N/checkpoint_final.pth``, ...; their logits are averaged).
+        plans_file: the plans the checkpoints were trained with (the results folder's ``plans.json``).
+        dataset_json_file: the results folder's ``dataset.json``.
+        configuration: the plans configuration, e.g. ``"3d_fullres"``.
+
+    Returns:
+        The :class:`~monai_nnunet.inference.TrainedModel` (networks on the CPU, eval mode, deep supervision off;
+        mirror axes of the first checkpoint).
+
+    Raises:
+        ModelLoadingError: a checkpoint, the plans or dataset.json is missing (the message names it and lists the
+            files present), a checkpoint cannot be read as data or its weights do not fit its network, or the
+            configuration is a cascade stage (its input needs another model's predictions).
+        PlansError: the plans lack the configuration.
+    """
+    files = [model_files] if isinstance(model_files, (str, os.PathLike)) else list(model_files)
+    if not files:
+        raise ModelLoadingError("model_files is empty: name at least one checkpoint")
+    hint = "the bundle of a fold folder reads those of its results folder (the fold folder's parent)"
+    plans = PlansManager(_existing_file(Path(plans_file), "plans", hint))
+    dataset = load_dataset_json(_existing_file(Path(dataset_json_file), "dataset.json", hint))
+    manager = plans.get_configuration(configuration)
+    if manager.previous_stage_name is not None:
+        raise ModelLoadingError(f"{configuration} is a cascade stage: its input includes the predictions of "
+                                f"{manager.previous_stage_name}; predict it with nnUNetv2_predict -c {configuration}")
+    checkpoints, networks = [], []
+    for file in files:
+        path = _existing_file(Path(file), "checkpoint", "choose another with --checkpoint NAME (or --model_files)")
+        checkpoint = load_checkpoint(path)
+        network = network_from_checkpoint(checkpoint, manager, dataset.num_channels, dataset.num_segmentation_heads)
+        network.load_state_dict(weights_in_network_layout(checkpoint["network_weights"], network, str(path)))
+        checkpoints.append(checkpoint)
+        networks.append(network.eval())
+    first = checkpoints[0]
+    return TrainedModel(plans=plans, configuration=manager, configuration_name=configuration, dataset=dataset,
+                        networks=networks, mirror_axes=_mirror_axes(first, manager),
+                        trainer_name=str(first.get("trainer_name") or "nnUNetTrainer"),
+                        network_def=inference_network_config(networks[0]))
+
+
 def single_case(items: list) -> dict:
     """``collate_fn`` for a DataLoader with ``batch_size=1`` over whole cases (keeps properties as they are)."""
     return items[0]
@@ -112,8 +186,6 @@ def single_case(items: list) -> dict:
 
 def prediction_iteration(engine: Engine, batch: Mapping[str, Any]) -> dict:
     """The evaluator's iteration: the whole case through ``engine.inferer`` (sliding window with mirroring)."""
-    from monai_nnunet.inference.cases import InputCaseError
-
     if batch.get("error"):
         raise InputCaseError(batch["error"])
     engine.network.eval()
@@ -144,8 +216,6 @@ class PredictionWriter:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        from monai_nnunet.inference.export import export_prediction
-
         out = engine.state.output
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.written.append(export_prediction(out["logits"].cpu().numpy(), out["properties"], self.plans,

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from monai_nnunet.bundle import TEMPLATE_BUNDLE
+from monai_nnunet.bundle.export import fold_model_parameters, inference_config
 from monai_nnunet.bundle.metadata import build_metadata
 from monai_nnunet.networks.builder import plans_network_class
 from monai_nnunet.networks.config import describe_arguments
@@ -34,8 +35,7 @@ BEGIN_MARKER = "# >>> run parameters"
 END_MARKER = "# <<< run parameters"
 NETWORK_BEGIN, NETWORK_END = "# >>> network", "# <<< network"
 OVERRIDES_FILE = "overrides.yaml"
-_COPIED = ("inference.yaml", "evaluate.yaml", "multi_gpu_train.yaml", "logging.conf", "tensorboard.yaml",
-           "mlflow.yaml")
+_COPIED = ("evaluate.yaml", "multi_gpu_train.yaml", "logging.conf", "tensorboard.yaml", "mlflow.yaml")
 
 
 def _dump(content: Mapping[str, Any]) -> str:
@@ -96,8 +96,21 @@ def compose_train_yaml(parameters: Mapping[str, Any], network: Mapping[str, Any]
 
 def write_training_bundle(fold_folder: str | os.PathLike, train_yaml: str, dataset_json: Mapping[str, Any],
                           configuration: str, template: str | os.PathLike = TEMPLATE_BUNDLE) -> Path:
-    """Writes ``<fold>/configs/{train.yaml, inference.yaml, metadata.json, ...}`` (train.yaml atomically) and
-    returns the train.yaml path. An ``overrides.yaml`` of an earlier run in the folder is removed."""
+    """Writes the fold's bundle: ``<fold>/configs/train.yaml`` (atomically), ``inference.yaml`` (the template's,
+    predicting with this fold's checkpoint, see :func:`~monai_nnunet.bundle.export.fold_model_parameters`),
+    ``metadata.json`` and the template's other files (``evaluate.yaml``, ``tensorboard.yaml``, ...). An
+    ``overrides.yaml`` of an earlier run in the folder is removed.
+
+    Args:
+        fold_folder: the fold's output folder.
+        train_yaml: the run's ``train.yaml`` text (its ``trainer_name`` is the inference bundle's).
+        dataset_json: the dataset's dataset.json content.
+        configuration: the run's plans configuration.
+        template: the template bundle.
+
+    Returns:
+        The train.yaml path.
+    """
     template = Path(template)
     configs = Path(fold_folder) / "configs"
     configs.mkdir(parents=True, exist_ok=True)
@@ -108,6 +121,9 @@ def write_training_bundle(fold_folder: str | os.PathLike, train_yaml: str, datas
         source = template / "configs" / name
         if source.is_file():
             shutil.copyfile(source, configs / name)
+    trainer_name = (yaml.safe_load(train_yaml) or {}).get("trainer_name", "nnUNetTrainer")
+    with atomic_path(configs / "inference.yaml") as tmp:
+        tmp.write_text(inference_config(fold_model_parameters(configuration, trainer_name), template))
     save_json(build_metadata(dict(dataset_json), configuration), configs / "metadata.json")
     return configs / "train.yaml"
 

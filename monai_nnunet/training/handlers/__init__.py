@@ -11,6 +11,7 @@ from monai_nnunet.training.handlers.pretrained_weights import PretrainedWeightsL
 from monai_nnunet.training.handlers.preemption import PreemptionHandler, TrainingPreempted
 from monai_nnunet.training.handlers.progress_plot import ProgressPlotHandler
 from monai_nnunet.training.handlers.training_log import TrainingLogHandler, log_line
+from monai_nnunet.training.handlers.training_log_metrics import TrainingLogMetrics
 from monai_nnunet.training.handlers.validation_schedule import IntervalValidationHandler
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ProgressPlotHandler",
     "RanksDivergedError",
     "TrainingLogHandler",
+    "TrainingLogMetrics",
     "TrainingPreempted",
     "WeightsConsistencyCheck",
     "log_line",

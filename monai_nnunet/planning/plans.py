@@ -13,7 +13,7 @@ from typing import Any
 from monai_nnunet.utils.files import load_json
 
 __all__ = ["ConfigurationManager", "PlansError", "PlansManager", "architecture_from_legacy", "load_plans",
-           "unet_architecture"]
+           "plans_with_patch_size", "unet_architecture"]
 
 _PLAIN_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 _RESENC_UNET = "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet"
@@ -202,3 +202,30 @@ class PlansManager:
 def load_plans(path: str | os.PathLike) -> PlansManager:
     """Loads a plans JSON (ours or nnU-Net v2's)."""
     return PlansManager(Path(path))
+
+
+def plans_with_patch_size(plans: dict, configuration: str, patch_size) -> dict:
+    """The plans a model was trained with when its run changed the patch size: a copy of ``plans`` whose
+    ``configuration`` has ``patch_size`` (the plans themselves when it is the planned one). Prediction slides the
+    window the network was trained on, as nnU-Net's predictor does with the plans of a results folder.
+
+    Args:
+        plans: the plans dict.
+        configuration: the configuration trained.
+        patch_size: the run's patch size (``None``: the planned one).
+
+    Raises:
+        PlansError: the configuration does not exist, or the patch size has another number of axes.
+    """
+    if patch_size is None:
+        return plans
+    planned = PlansManager(plans).get_configuration(configuration).patch_size
+    patch = [int(p) for p in patch_size]
+    if len(patch) != len(planned):
+        raise PlansError(f"patch_size {patch} has {len(patch)} axes but configuration {configuration} is "
+                         f"{len(planned)}D")
+    if patch == [int(p) for p in planned]:
+        return plans
+    changed = deepcopy(plans)
+    changed["configurations"][configuration]["patch_size"] = patch
+    return changed

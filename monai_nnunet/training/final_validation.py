@@ -17,11 +17,12 @@ from monai_nnunet.evaluation import evaluate_folder
 from monai_nnunet.inference import Predictor, iter_preprocessed_cases, predict_cases_to_folder
 from monai_nnunet.networks.config import unwrap_network
 from monai_nnunet.networks.fast_kernels import standard_kernels
-from monai_nnunet.planning.plans import PlansManager
+from monai_nnunet.planning.plans import PlansManager, plans_with_patch_size
 from monai_nnunet.training.cascade import NextStageWriter
 from monai_nnunet.training.distributed import rank
 from monai_nnunet.training.handlers.training_log import log_line
 from monai_nnunet.utils.checkpoints import load_checkpoint
+from monai_nnunet.utils.files import load_json
 from monai_nnunet.utils.parallel import default_num_processes
 
 __all__ = ["FinalValidation"]
@@ -46,6 +47,7 @@ class FinalValidation:
         cascade_labels: the labels of those channels.
         next_stage_folder: ``<results folder>/predicted_next_stage``; a configuration with a ``next_stage``
             (``3d_lowres``) also writes each case there, resampled to the next stage's cache (nnU-Net's cascade).
+        patch_size: the run's patch size, the sliding window's (``None``: the plans').
     """
 
     def __init__(self, network: nn.Module, plans_file: str | os.PathLike, configuration: str,
@@ -54,8 +56,9 @@ class FinalValidation:
                  save_probabilities: bool = False, checkpoint: str | os.PathLike | None = None,
                  log_file: str | os.PathLike | None = None,
                  previous_stage_predictions: str | os.PathLike | None = None, cascade_labels: Sequence[int] = (),
-                 next_stage_folder: str | os.PathLike | None = None) -> None:
+                 next_stage_folder: str | os.PathLike | None = None, patch_size: Sequence[int] | None = None) -> None:
         self.network = network
+        self.patch_size = None if patch_size is None else [int(p) for p in patch_size]
         self.plans_file = Path(plans_file)
         self.configuration = configuration
         self.dataset_json_file = Path(dataset_json_file)
@@ -87,7 +90,8 @@ class FinalValidation:
         was_training = network.training
         try:
             device = next(network.parameters()).device
-            plans = PlansManager(self.plans_file)
+            plans = PlansManager(plans_with_patch_size(load_json(self.plans_file), self.configuration,
+                                                       self.patch_size))
             predictor = Predictor.from_networks(network, plans, self.configuration,
                                                 dataset.raw, mirror_axes=self.mirror_axes, device=device,
                                                 verbose=False)

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from monai_nnunet.planning.plans import plans_with_patch_size
 from monai_nnunet.training.distributed import rank
 from monai_nnunet.utils.files import load_json, save_json
 
@@ -61,14 +62,17 @@ def _same_json(path: Path, content: dict) -> bool:
 
 
 def write_results_folder_files(output_dir: str | os.PathLike, plans_file: str | os.PathLike,
-                               dataset_json_file: str | os.PathLike) -> Path:
+                               dataset_json_file: str | os.PathLike, configuration: str | None = None,
+                               patch_size=None) -> Path:
     """Writes the run's ``plans.json`` and ``dataset.json`` beside its fold folder (the results folder), as
-    ``nnUNetv2_train`` does. Existing files are kept when they are the run's; other plans or datasets are refused, so
-    one results folder never mixes models of two. Under DDP only rank 0 writes.
+    ``nnUNetv2_train`` does; a run that changed the patch size records it in the configuration there, so prediction
+    slides the window the network was trained on. Existing files are kept when they are the run's; other plans or
+    datasets are refused, so one results folder never mixes models of two. Under DDP only rank 0 writes.
 
     Args:
         output_dir: the run's fold folder (``.../TRAINER__PLANS__CONFIG/fold_N``).
         plans_file, dataset_json_file: the run's plans and dataset.json.
+        configuration, patch_size: the configuration trained and the run's patch size (``None``: the planned one).
 
     Returns:
         The results folder.
@@ -81,6 +85,8 @@ def write_results_folder_files(output_dir: str | os.PathLike, plans_file: str | 
         return results
     for name, source in (("plans.json", plans_file), ("dataset.json", dataset_json_file)):
         content = load_json(source)
+        if name == "plans.json" and configuration is not None:
+            content = plans_with_patch_size(content, configuration, patch_size)
         target = results / name
         if target.is_file():
             if not _same_json(target, content):

@@ -48,15 +48,16 @@ SETTING_IDS = {
 _TRAINERS = TEMPLATE_BUNDLE / "configs" / "trainers"
 _DICE_DEFAULTS = {"batch_dice": "@batch_dice", "smooth": 1.0e-05, "do_bg": False,
                   "ddp": "$nnunet_training.is_distributed()"}
-#: what the bundle offers an optimiser and a scheduler (the keys of OPTIMIZER_DEFAULTS / SCHEDULER_DEFAULTS)
-_OPTIMIZER_VALUES = {"lr": "@initial_lr", "weight_decay": "@weight_decay", "momentum": "@momentum", "nesterov": True}
-_SCHEDULER_VALUES = {"initial_lr": "$@optimizer.defaults['lr']", "exponent": "@lr_exponent",
-                     "max_steps": "$@epochs * (@iterations_per_epoch if @lr_schedule == 'per_iteration' else 1)"}
-assert tuple(_OPTIMIZER_VALUES) == OPTIMIZER_DEFAULTS and tuple(_SCHEDULER_VALUES) == SCHEDULER_DEFAULTS
+#: what the bundle offers an optimiser and a scheduler, by the names of OPTIMIZER_DEFAULTS / SCHEDULER_DEFAULTS
+_OPTIMIZER_VALUES = dict(zip(OPTIMIZER_DEFAULTS, ("@initial_lr", "@weight_decay", "@momentum", True), strict=True))
+_SCHEDULER_VALUES = dict(zip(SCHEDULER_DEFAULTS, (
+    "$@optimizer.defaults['lr']", "@lr_exponent",
+    "$@epochs * (@iterations_per_epoch if @lr_schedule == 'per_iteration' else 1)"), strict=True))
 
 
 class OverlayError(ValueError):
-    """An overlay file is missing or is not a mapping of bundle ids."""
+    """An overlay file is missing or is not a mapping of bundle ids, or a trainer config names something the run's
+    bundle cannot write (a class it could not import, a loss instance whose arguments are not known)."""
 
 
 def overlay_file(overlay: str | os.PathLike) -> Path:

@@ -86,7 +86,7 @@ class TrainerConfig:
         lr_scheduler: a scheduler class or factory called as ``lr_scheduler(optimizer, **defaults)`` in the same
             way (defaults :data:`SCHEDULER_DEFAULTS`), a reference string, a ``functools.partial``
             (``partial(torch.optim.lr_scheduler.StepLR, step_size=10, gamma=0.5)``), or ``None`` (polynomial
-            decay). It steps every iteration, or every epoch with the run parameter ``lr_schedule: per_epoch``.
+            decay). It steps every iteration, or every epoch with the setting ``lr_schedule="per_epoch"``.
         lr_scheduler_kwargs: keyword arguments of ``lr_scheduler`` (over a partial's); needs ``lr_scheduler``.
         augmentation_device: ``"cpu"`` (default: the loader workers augment) or ``"device"`` (the workers only cut
             patches; spatial and intensity augmentation run on the training device, batch by batch, for machines
@@ -188,7 +188,9 @@ class TrainerConfig:
             raise ValueError(f"{kwargs_name} needs {name}: name the class (e.g. {name}=torch.optim.SGD) it is for.")
         if first_argument in kwargs:
             raise ValueError(f"{kwargs_name} may not set {first_argument!r}: the trainer passes it.")
-        for key, value in {**reference_keywords(component), **kwargs}.items():
+        for key, value in reference_keywords(component).items():
+            check_plain_data(f"{name} keyword {key!r}", value)
+        for key, value in kwargs.items():
             check_plain_data(f"{kwargs_name}[{key!r}]", value)
         if component is not None and not isinstance(component, str):
             check_keywords(name, component, {**reference_keywords(component), **kwargs}, first_argument, offered)

@@ -2,9 +2,11 @@
 
 ``configs/train.yaml`` is the template's with the run's values: the run parameters block and the network block
 (from the plans' architecture) are replaced, and the ``-tr`` trainer config's overrides (its overlay file, or a
-``TrainerConfig`` turned into overrides) are appended under a ``# >>> -tr NAME`` heading, where MONAI merges them
-over the components above exactly as a second config file would be merged. Read alone, the file names every
-component that trains, and ``python -m monai.bundle run --config_file <fold>/configs/train.yaml`` repeats the run.
+``TrainerConfig`` turned into overrides) are written in: a whole component (``optimizer: {...}``) in place of the
+template's block of that key, ``#`` ids (``loss#loss``, ``network_def#_target_``) under a ``# >>> -tr NAME`` heading,
+where MONAI merges them over the components above exactly as a second config file would be merged. No key is
+written twice. Read alone, the file names every component that trains, and
+``python -m monai.bundle run --config_file <fold>/configs/train.yaml`` repeats the run.
 
 A later command on the same fold (``-c`` with other settings) never rewrites it: its overrides are recorded in
 ``configs/overrides.yaml`` beside it, and both files together reproduce the run.
@@ -39,11 +41,25 @@ _COPIED = ("evaluate.yaml", "multi_gpu_train.yaml", "logging.conf", "tensorboard
 
 
 def _dump(content: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(content), sort_keys=False, default_flow_style=None, width=120)
+    """``content`` as YAML in its own order: one ``key: value`` entry per key at the top (never a ``{...}`` line),
+    lists and maps of plain values inline below it."""
+    return "".join(yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=None, width=120)
+                   if isinstance(value, (Mapping, list, tuple)) else
+                   yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False, width=120)
+                   for key, value in dict(content).items())
 
 
 def replace_block(text: str, begin: str, end: str, content: Mapping[str, Any]) -> str:
     """Replaces the lines between the ``begin`` marker line and the ``end`` marker of a YAML text.
+
+    Args:
+        text: the YAML text.
+        begin: the first marker (the start of its line).
+        end: the closing marker.
+        content: the block's new ids and values.
+
+    Returns:
+        The text with the block replaced.
 
     Raises:
         ValueError: when the markers are missing.
@@ -53,6 +69,57 @@ def replace_block(text: str, begin: str, end: str, content: Mapping[str, Any]) -
         raise ValueError(f"the train.yaml template lacks the '{begin}' / '{end}' block")
     line_end = text.index("\n", start)
     return text[: line_end + 1] + _dump(content) + text[stop:]
+
+
+def top_level_span(lines: Sequence[str], key: str) -> tuple[int, int] | None:
+    """The lines ``[start, stop)`` of a top-level key's block in a YAML text split into lines.
+
+    The block is the ``key:`` line at column 0 and the indented (or ``-``) lines after it; blank lines and comments
+    at column 0 after it belong to what follows.
+
+    Args:
+        lines: the text's lines.
+        key: a top-level id (no ``#``).
+
+    Returns:
+        ``(start, stop)``, or ``None`` when the text has no such key.
+    """
+    start = next((i for i, line in enumerate(lines)
+                  if line.startswith(key + ":") and line[len(key) + 1: len(key) + 2] in ("", " ", "\n")), None)
+    if start is None:
+        return None
+    stop = start + 1
+    for i in range(start + 1, len(lines)):
+        line = lines[i]
+        if not line.strip():
+            continue
+        if line[0] in " \t-":
+            stop = i + 1
+            continue
+        break
+    return start, stop
+
+
+def merged_sections(sections: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The sections with every id that a later id replaces left out, so that no key is written twice.
+
+    A later ``K`` (or ``K#a``) replaces an earlier ``K``, ``K#a`` or ``K#a#b`` (MONAI's merge would overwrite them
+    anyway); ``K#b`` after ``K`` is kept (it is merged into the new ``K``).
+
+    Args:
+        sections: ``(heading, overrides)`` in merge order.
+
+    Returns:
+        ``(heading, overrides)`` in the same order, the overrides without the replaced ids.
+    """
+    flat = [(index, key) for index, (_, overrides) in enumerate(sections) for key in overrides]
+    replaced = {earlier for later, (_, key) in enumerate(flat) for earlier in range(later)
+                if flat[earlier][1] == key or flat[earlier][1].startswith(key + "#")}
+    kept: list[tuple[str, dict[str, Any]]] = [(heading, {}) for heading, _ in sections]
+    for position, (index, key) in enumerate(flat):
+        if position not in replaced:
+            kept[index][1][key] = sections[index][1][key]
+    return kept
 
 
 def network_block(configuration, deep_supervision_id: str = "@deep_supervision") -> dict[str, Any]:
@@ -77,21 +144,61 @@ def network_block(configuration, deep_supervision_id: str = "@deep_supervision")
 def compose_train_yaml(parameters: Mapping[str, Any], network: Mapping[str, Any],
                        sections: Sequence[tuple[str, Mapping[str, Any]]] = (),
                        template: str | os.PathLike = TEMPLATE_BUNDLE) -> str:
-    """The run's ``train.yaml`` text.
+    """The run's ``train.yaml`` text, with no key written twice.
+
+    A section's whole component (a top-level id without ``#`` that the template has: ``optimizer``, ``loss``,
+    ``network_def``, ``batch_size``, ...) replaces the template's block of that key in place, under a comment naming
+    the section; its other ids (``loss#loss``, ``network_def#_target_``, new top-level keys) are appended under the
+    section's ``# >>> heading``. An id that a later one replaces is left out (:func:`merged_sections`).
 
     Args:
         parameters: the run parameters block.
         network: the network block (``{"network_def": {...}}``).
-        sections: ``(heading, overrides)`` appended in order (the ``-tr`` config, region-based labels, ...).
+        sections: ``(heading, overrides)`` in merge order (the ``-tr`` config, region-based labels, ...).
         template: the template bundle.
+
+    Returns:
+        The YAML text.
+
+    Raises:
+        ValueError: when the template lacks the run parameters or network markers.
     """
     text = (Path(template) / "configs" / "train.yaml").read_text()
     text = replace_block(text, BEGIN_MARKER, END_MARKER, parameters)
     text = replace_block(text, NETWORK_BEGIN, NETWORK_END, network)
-    for heading, overrides in sections:
-        if overrides:
-            text += f"\n# >>> {heading}\n" + _dump(overrides) + f"# <<< {heading.split(':')[0]}\n"
-    return text
+    appended = []
+    for heading, overrides in merged_sections(sections):
+        name = heading.split(":")[0]
+        rest = {}
+        for key, value in overrides.items():
+            replaced = None if "#" in key else _replace_top_level(text, key, value, name)
+            if replaced is None:
+                rest[key] = value
+            else:
+                text = replaced
+        if rest:
+            appended.append(f"\n# >>> {heading}\n" + _dump(rest) + f"# <<< {name}\n")
+    return text + "".join(appended)
+
+
+def _replace_top_level(text: str, key: str, value: Any, section: str) -> str | None:
+    """``text`` with the block of the top-level ``key`` replaced by ``key: value`` (a comment line above names
+    ``section``), or ``None`` when the text has no such key."""
+    lines = text.splitlines(keepends=True)
+    span = top_level_span(lines, key)
+    if span is None:
+        return None
+    start, stop = span
+    note = f"# {key}: set by {section}\n"
+    if start > 0 and lines[start - 1].startswith(f"# {key}: set by "):
+        start -= 1  # replaced again by a later section
+    if isinstance(value, Mapping) and value:  # a component in the template's block style
+        block = f"{key}:\n" + "".join(f"  {line}\n" for line in _dump(value).splitlines())
+    else:
+        block = _dump({key: value})
+    if not lines[stop - 1].endswith("\n"):
+        block = block.rstrip("\n")
+    return "".join(lines[:start]) + note + block + "".join(lines[stop:])
 
 
 def write_training_bundle(fold_folder: str | os.PathLike, train_yaml: str, dataset_json: Mapping[str, Any],

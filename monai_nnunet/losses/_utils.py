@@ -6,7 +6,8 @@ Nothing here is part of the public API. Names are kept distinct from MONAI's (MO
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -14,6 +15,19 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 __all__: list[str] = []
+
+
+def _recorded_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """A loss's constructor arguments as it was given them, for ``init_kwargs`` (how to rebuild the loss).
+
+    Args:
+        arguments: ``locals()`` right after ``super().__init__()`` (``self`` and ``__class__`` are dropped).
+
+    Returns:
+        The arguments by name; dicts and lists are copied, so later changes of the caller's objects are not seen.
+    """
+    return {k: copy.deepcopy(v) if isinstance(v, (Mapping, list, tuple)) else v
+            for k, v in arguments.items() if k not in ("self", "__class__")}
 
 
 def _softmax_channels(x: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from torch.nn.modules.loss import _Loss
 
 from monai_nnunet.losses._maps import _check_connectivity, label_blobs
 from monai_nnunet.losses._utils import (
+    _recorded_arguments,
     _check_index_values,
     _check_probs_input,
     _label_target,
@@ -82,6 +83,7 @@ class BlobDiceLoss(_Loss):
             ValueError: for a negative ``smooth``, a bad ``connectivity`` or ``apply_nonlin``.
         """
         super().__init__()
+        self.init_kwargs = _recorded_arguments(locals())  # how to rebuild this loss (a run's bundle)
         if float(smooth) < 0:
             raise ValueError(f"smooth must be non-negative, got {smooth}.")
         if connectivity is not None and (

@@ -7,6 +7,7 @@ import torch.nn as nn
 from torch.nn.modules.loss import _Loss
 
 from monai_nnunet.losses._utils import (
+    _recorded_arguments,
     _check_index_values,
     _check_label_values,
     _check_probs_input,
@@ -36,6 +37,23 @@ class RobustCrossEntropyLoss(nn.CrossEntropyLoss):
     int64. The logits are cast to float32, so the loss is safe under float16/bfloat16 autocast.
     Constructor arguments are those of ``torch.nn.CrossEntropyLoss``.
     """
+
+    def __init__(
+        self,
+        weight: torch.Tensor | None = None,
+        size_average: bool | None = None,
+        ignore_index: int = -100,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        """
+        Args:
+            weight, size_average, ignore_index, reduce, reduction, label_smoothing: as
+                ``torch.nn.CrossEntropyLoss``; recorded in ``init_kwargs``.
+        """
+        super().__init__(weight, size_average, ignore_index, reduce, reduction, label_smoothing)
+        self.init_kwargs = _recorded_arguments(locals())  # how to rebuild this loss (a run's bundle)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """
@@ -116,6 +134,7 @@ class DC_and_CE_loss(_Loss):
             ValueError: when a kwargs argument is not a dict or sets ``apply_nonlin``.
         """
         super().__init__()
+        self.init_kwargs = _recorded_arguments(locals())  # how to rebuild this loss (a run's bundle)
         soft_dice_kwargs = _no_nonlin(
             _copy_kwargs(soft_dice_kwargs, "soft_dice_kwargs"), "soft_dice_kwargs", type(self).__name__, "softmax"
         )
@@ -225,6 +244,7 @@ class DC_and_BCE_loss(_Loss):
             ValueError: when a kwargs argument is not a dict or sets ``apply_nonlin``.
         """
         super().__init__()
+        self.init_kwargs = _recorded_arguments(locals())  # how to rebuild this loss (a run's bundle)
         bce_kwargs = _copy_kwargs(bce_kwargs, "bce_kwargs")
         dice_kwargs = _copy_kwargs(soft_dice_kwargs, "soft_dice_kwargs")
         soft_dice_kwargs = {"do_bg": True, **_no_nonlin(dice_kwargs, "soft_dice_kwargs", "DC_and_BCE_loss", "sigmoid")}
@@ -352,6 +372,7 @@ class DC_and_Blob_CE_loss(DC_and_CE_loss):
                 ``blob_kwargs`` sets another ``ignore_label``.
         """
         super().__init__(soft_dice_kwargs, ce_kwargs, weight_ce, weight_dice, ignore_label)
+        self.init_kwargs = _recorded_arguments(locals())  # how to rebuild this loss (a run's bundle)
         kwargs = _inherit(blob_kwargs, "blob_kwargs", self.soft_dice_kwargs, type(self).__name__)
         kwargs = _same_ignore(kwargs, self.ignore_label, "blob_kwargs")
         self.weight_blob = float(weight_blob)
@@ -426,6 +447,7 @@ class DC_and_Region_CE_loss(DC_and_CE_loss):
                 ``region_kwargs`` sets another ``ignore_label``; and as :class:`RegionDiceLoss`.
         """
         super().__init__(soft_dice_kwargs, ce_kwargs, weight_ce, weight_dice, ignore_label)
+        self.init_kwargs = _recorded_arguments(locals())  # how to rebuild this loss (a run's bundle)
         kwargs = _inherit(region_kwargs, "region_kwargs", self.soft_dice_kwargs, type(self).__name__)
         kwargs = _same_ignore(kwargs, self.ignore_label, "region_kwargs")
         self.weight_region = float(weight_region)

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.loss import _Loss
 
-from monai_nnunet.losses._utils import _resize_nearest
+from monai_nnunet.losses._utils import _recorded_arguments, _resize_nearest
 
 __all__ = ["DeepSupervisionWrapper", "deep_supervision_weights"]
 
@@ -81,6 +81,7 @@ class DeepSupervisionWrapper(_Loss):
                 ``lowest_weight`` is not in [0, 1).
         """
         super().__init__()
+        self.init_kwargs = _recorded_arguments(locals())  # how to rebuild this loss (a run's bundle)
         if not callable(loss):
             raise ValueError(f"loss must be a callable loss module, got {type(loss).__name__}.")
         if weight_factors is not None:

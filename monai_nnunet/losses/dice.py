@@ -8,6 +8,7 @@ import torch
 from torch.nn.modules.loss import _Loss
 
 from monai_nnunet.losses._utils import (
+    _recorded_arguments,
     _check_label_values,
     _check_probs_input,
     _gather_sum,
@@ -72,6 +73,7 @@ class SoftDiceLoss(_Loss):
                 ``smooth`` is negative.
         """
         super().__init__()
+        self.init_kwargs = _recorded_arguments(locals())  # how to rebuild this loss (a run's bundle)
         self.apply_nonlin = _resolve_nonlin(apply_nonlin)
         if float(smooth) < 0:
             raise ValueError(f"smooth must be non-negative, got {smooth}.")

@@ -10,6 +10,7 @@ from torch.nn.modules.loss import _Loss
 
 from monai_nnunet.losses._maps import _check_connectivity, boundary_regions
 from monai_nnunet.losses._utils import (
+    _recorded_arguments,
     _check_index_values,
     _check_probs_input,
     _label_target,
@@ -95,6 +96,7 @@ class RegionDiceLoss(_Loss):
                 a negative ``smooth`` or a bad ``connectivity`` / ``apply_nonlin``.
         """
         super().__init__()
+        self.init_kwargs = _recorded_arguments(locals())  # how to rebuild this loss (a run's bundle)
         if regions not in _REGION_MODES:
             raise ValueError(f"regions must be one of {_REGION_MODES}, got {regions!r}.")
         if isinstance(boundary_width, bool) or not isinstance(boundary_width, int) or boundary_width < 1:

@@ -7,7 +7,6 @@ The functions here are the small public functions the run's ``train.yaml`` calls
 from monai_nnunet.planning.plans import PlansManager
 from monai_nnunet.training.cascade import predicted_next_stage_folder
 from monai_nnunet.training.checkpoints import find_resume_checkpoint, resume_iteration
-from monai_nnunet.training.configs import registered_loss
 from monai_nnunet.training.distributed import (
     distributed_device,
     init_distributed,
@@ -62,7 +61,6 @@ __all__ = [
     "rank_batch_share",
     "rank_share",
     "read_json",
-    "registered_loss",
     "resolve_device",
     "resume_iteration",
     "shutdown_distributed",

@@ -14,6 +14,7 @@ import torch
 from monai_nnunet.cli.main import main
 from monai_nnunet.dataset.io import read_segmentation
 from tests.conftest import REPO_ROOT, fold_folder
+from tests.strict_yaml import load_strict
 
 ONE_EPOCH = ["-device", "cpu", "--epochs", "1", "--iterations_per_epoch", "2", "--val_every", "1"]
 
@@ -50,7 +51,8 @@ def test_config_registered_in_a_module_named_by_the_environment(run_env, tmp_pat
     final = torch.load(folder / "checkpoint_final.pth", weights_only=True)
     assert final["trainer_name"] == "myblob"
     text = (folder / "configs" / "train.yaml").read_text()
-    assert "monai_nnunet.losses.compound.DC_and_Blob_CE_loss" in text and "weight_blob: 0.5" in text
+    loss = load_strict(text)["loss#loss"]  # each key once
+    assert loss["_target_"] == "monai_nnunet.losses.DC_and_Blob_CE_loss" and loss["weight_blob"] == 0.5
     assert "LabelToBlobsd" in text  # the loader precomputes the blobs for this loss
     # prediction needs neither the variable nor the module
     _predict_and_check(run_env, tmp_path, "myblob", [])

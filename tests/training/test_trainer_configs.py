@@ -248,3 +248,153 @@ def test_module_name_imports_a_users_config_or_trainer_class(tmp_path, monkeypat
 def test_output_folder_name_uses_the_tr_name():
     assert trainer_output_folder_name("kiunet", "nnUNetPlans", "3d_fullres") == "kiunet__nnUNetPlans__3d_fullres"
     assert trainer_output_folder_name("pkg.mod:Mine", "nnUNetPlans", "2d") == "pkg.mod.Mine__nnUNetPlans__2d"
+
+
+# ---- optimiser, scheduler and loss as bundle components ---------------------------------------------------------
+
+
+def _parse(overrides, **values):
+    """A MONAI ConfigParser over ``overrides`` with the ids they refer to (a network, the run parameters)."""
+    from monai.bundle import ConfigParser
+
+    config = {"imports": ["$import torch"], "network": "$torch.nn.Linear(2, 2)", "initial_lr": 0.01,
+              "weight_decay": 3e-5, "momentum": 0.99, "lr_exponent": 0.9, "epochs": 2, "iterations_per_epoch": 3,
+              "lr_schedule": "per_iteration", "batch_dice": False, "ignore_label": None, **values}
+    parser = ConfigParser(config)
+    for key, value in overrides.items():
+        parser[key] = value
+    return parser
+
+
+def test_public_name_is_the_importable_path():
+    from monai_nnunet.training.configs import qualified_name
+    from monai_nnunet.training.configs.overrides import OverlayError
+
+    assert qualified_name(torch.optim.AdamW) == "torch.optim.AdamW"  # torch.optim.adamw is no attribute of torch.optim
+    assert qualified_name(torch.optim.lr_scheduler.StepLR) == "torch.optim.lr_scheduler.StepLR"
+    assert qualified_name(DynamicKiUNet) == "monai_nnunet.networks.DynamicKiUNet"
+
+    class Local:
+        pass
+
+    with pytest.raises(OverlayError, match="defined in a function"):
+        qualified_name(Local)
+
+
+def test_optimizer_class_is_written_and_built_with_the_runs_lr():
+    from monai_nnunet.training.configs import to_bundle_overrides
+
+    config = TrainerConfig(optimizer=torch.optim.AdamW, initial_lr=1e-3)
+    overrides = to_bundle_overrides(config, "adamw")
+    assert overrides["optimizer"] == {"_target_": "torch.optim.AdamW", "params": "$@network.parameters()",
+                                      "lr": "@initial_lr", "weight_decay": "@weight_decay"}  # no SGD momentum
+    optimizer = _parse(overrides).get_parsed_content("optimizer")
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["lr"] == 1e-3
+
+
+def test_an_lr_given_to_the_optimizer_is_the_runs_initial_lr():
+    from monai_nnunet.training.configs import to_bundle_overrides
+
+    partial_lr = TrainerConfig(optimizer=functools.partial(torch.optim.AdamW, lr=1e-3, betas=(0.9, 0.99)))
+    kwargs_lr = TrainerConfig(optimizer=torch.optim.AdamW, optimizer_kwargs={"lr": 1e-3, "betas": (0.9, 0.99)})
+    for config in (partial_lr, kwargs_lr):
+        assert config.initial_lr == 1e-3
+        overrides = to_bundle_overrides(config, "adamw")
+        assert overrides["initial_lr"] == 1e-3 and overrides["optimizer"]["lr"] == "@initial_lr"
+        optimizer = _parse(overrides).get_parsed_content("optimizer")
+        assert optimizer.defaults["lr"] == 1e-3 and tuple(optimizer.defaults["betas"]) == (0.9, 0.99)
+    with pytest.raises(ValueError, match="contradicts initial_lr"):
+        TrainerConfig(optimizer=torch.optim.AdamW, optimizer_kwargs={"lr": 1e-3}, initial_lr=0.01)
+
+
+@pytest.mark.parametrize("scheduler,kwargs", [
+    (functools.partial(torch.optim.lr_scheduler.StepLR, step_size=10, gamma=0.5), {}),
+    (torch.optim.lr_scheduler.StepLR, {"step_size": 10, "gamma": 0.5}),
+    ("torch.optim.lr_scheduler:StepLR", {"step_size": 10, "gamma": 0.5}),
+])
+def test_scheduler_with_its_required_arguments(scheduler, kwargs):
+    from monai_nnunet.training.configs import to_bundle_overrides
+
+    config = TrainerConfig(optimizer=torch.optim.SGD, lr_scheduler=scheduler, lr_scheduler_kwargs=kwargs)
+    overrides = to_bundle_overrides(config, "step")
+    assert overrides["lr_scheduler"] == {"_target_": "torch.optim.lr_scheduler.StepLR", "optimizer": "@optimizer",
+                                         "step_size": 10, "gamma": 0.5}
+    built = _parse(overrides).get_parsed_content("lr_scheduler")
+    assert isinstance(built, torch.optim.lr_scheduler.StepLR) and (built.step_size, built.gamma) == (10, 0.5)
+    params = [nn.Parameter(torch.zeros(2))]
+    in_python = config.build_lr_scheduler(config.build_optimizer(params, lr=0.1), max_steps=5)
+    assert (in_python.step_size, in_python.gamma) == (10, 0.5)
+    described = json.loads(json.dumps(config.to_dict()))
+    assert described["lr_scheduler_kwargs"] == kwargs
+    if isinstance(scheduler, functools.partial):
+        assert described["lr_scheduler"] == {"partial": "torch.optim.lr_scheduler:StepLR",
+                                             "keywords": {"step_size": 10, "gamma": 0.5}}
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"lr_scheduler": torch.optim.lr_scheduler.StepLR}, "lr_scheduler"),  # step_size is required
+    ({"optimizer": torch.optim.AdamW, "optimizer_kwargs": {"momentum": 0.9}}, "optimizer"),
+    ({"optimizer": functools.partial(torch.optim.AdamW, 0.1)}, "optimizer"),  # positional: the trainer passes params
+    ({"optimizer_kwargs": {"momentum": 0.9}}, "optimizer_kwargs"),  # for which optimiser?
+    ({"optimizer": torch.optim.AdamW, "optimizer_kwargs": {"params": []}}, "optimizer_kwargs"),
+    ({"optimizer": torch.optim.AdamW, "optimizer_kwargs": {"betas": torch.ones(2)}}, "optimizer_kwargs"),
+    ({"lr_scheduler": torch.optim.lr_scheduler.StepLR, "lr_scheduler_kwargs": [10]}, "lr_scheduler_kwargs"),
+    ({"optimizer": torch.optim.AdamW, "optimizer_kwargs": {"lr": -1.0}}, "optimizer lr"),
+])
+def test_bad_optimizer_or_scheduler_is_refused_in_one_line_naming_the_field(kwargs, field):
+    with pytest.raises((TypeError, ValueError)) as caught:
+        TrainerConfig(**kwargs)
+    message = str(caught.value)
+    assert field in message and "\n" not in message
+
+
+def test_reference_strings_are_checked_when_the_bundle_is_written():
+    from monai_nnunet.training.configs import to_bundle_overrides
+    from monai_nnunet.training.configs.overrides import OverlayError
+
+    for config, words in [(TrainerConfig(lr_scheduler="torch.optim.lr_scheduler:StepLR"), "needs 'step_size'"),
+                          (TrainerConfig(optimizer="torch.optim:Adamw"), "cannot be imported"),
+                          (TrainerConfig(optimizer="torch.optim:AdamW", optimizer_kwargs={"nesterov": True}),
+                           "takes no argument 'nesterov'")]:
+        with pytest.raises(OverlayError, match=words) as caught:
+            to_bundle_overrides(config, "mine")
+        assert str(caught.value).startswith("-tr mine: ") and "\n" not in str(caught.value)
+
+
+def test_a_loss_instance_is_written_as_its_class_and_recorded_arguments():
+    losses = pytest.importorskip("monai_nnunet.losses")
+    from monai_nnunet.training.configs import to_bundle_overrides
+
+    instance = losses.DC_and_Blob_CE_loss({"batch_dice": True}, {"weight": torch.tensor([1.0, 2.0, 4.0])},
+                                          weight_blob=0.5)
+    overrides = to_bundle_overrides(TrainerConfig(loss=instance), "myblob")
+    component = overrides["loss#loss"]
+    assert component["_target_"] == "monai_nnunet.losses.DC_and_Blob_CE_loss" and component["weight_blob"] == 0.5
+    assert "registered_loss" not in json.dumps(overrides)
+    assert overrides["train#loss_target_keys"] == ["instances"]  # the loader computes the blobs
+    rebuilt = _parse({"loss": component}).get_parsed_content("loss")
+    assert type(rebuilt) is losses.DC_and_Blob_CE_loss and rebuilt.weight_blob == 0.5 and rebuilt.dc.batch_dice
+    assert torch.equal(rebuilt.ce.weight, instance.ce.weight)
+    logits, target = torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 1, 8, 8))
+    assert torch.allclose(rebuilt(logits, target), instance(logits, target))
+    wrapped = to_bundle_overrides(TrainerConfig(loss=losses.DeepSupervisionWrapper(losses.DC_and_CE_loss())), "w")
+    assert wrapped["loss#loss"]["loss"]["_target_"] == "monai_nnunet.losses.DC_and_CE_loss"
+
+
+def test_a_loss_instance_without_recorded_arguments_is_refused_in_one_line():
+    from monai_nnunet.training.configs import to_bundle_overrides
+    from monai_nnunet.training.configs.overrides import OverlayError
+
+    with pytest.raises(OverlayError, match="pass the class and loss_kwargs instead") as caught:
+        to_bundle_overrides(TrainerConfig(loss=torch.nn.CrossEntropyLoss(label_smoothing=0.1)), "ce")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(OverlayError, match="cannot hold"):  # recorded, but not as data a bundle holds
+        to_bundle_overrides(TrainerConfig(loss=RecordingLossWithInit(torch.sigmoid)), "fn")
+
+
+class RecordingLossWithInit(nn.Module):
+    """A user loss that records its arguments, one of them a function."""
+
+    def __init__(self, nonlin):
+        super().__init__()
+        self.init_kwargs = {"nonlin": nonlin}

@@ -6,14 +6,18 @@ config becomes overrides of the run's bundle (:func:`to_bundle_overrides`).
 """
 
 from monai_nnunet.training.configs.builtin import builtin_trainer_configs
-from monai_nnunet.training.configs.overrides import load_overlay, to_bundle_overrides
+from monai_nnunet.training.configs.overrides import (
+    instance_component,
+    load_overlay,
+    qualified_name,
+    to_bundle_overrides,
+)
 from monai_nnunet.training.configs.registry import (
     DEFAULT_TRAINER,
     ENTRY_POINT_GROUP,
     MODULES_ENV,
     TRAINER_CLASSES,
     discover_trainer_configs,
-    registered_loss,
     TRAINER_CONFIGS,
     UnknownTrainerError,
     available_trainer_configs,
@@ -34,8 +38,9 @@ __all__ = [
     "MODULES_ENV",
     "TRAINER_CLASSES",
     "discover_trainer_configs",
+    "instance_component",
     "load_overlay",
-    "registered_loss",
+    "qualified_name",
     "to_bundle_overrides",
     "OVERRIDE_FIELDS",
     "TRAINER_CONFIGS",

@@ -26,7 +26,6 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "MODULES_ENV",
     "discover_trainer_configs",
-    "registered_loss",
     "TRAINER_CONFIGS",
     "UnknownTrainerError",
     "available_trainer_configs",
@@ -136,21 +135,6 @@ def discover_trainer_configs(name: str | None = None) -> None:
             raise UnknownTrainerError(ep.name, available_trainer_configs(),
                                       f"its entry point names a {type(obj).__name__}, not a TrainerConfig, a "
                                       f"trainer class or a module")
-
-
-def registered_loss(name: str):
-    """The loss instance of the trainer config registered as ``name`` (what a bundle calls for a config whose loss
-    is a ready instance, which cannot be written as ``_target_`` and arguments).
-
-    Raises:
-        UnknownTrainerError: when ``name`` is not registered (and not found by discovery).
-        ValueError: when its config has no loss instance.
-    """
-    config = resolve_trainer(name)
-    loss = getattr(config, "loss", None)
-    if loss is None or isinstance(loss, (str, type)):
-        raise ValueError(f"trainer config {name!r} has no loss instance")
-    return loss
 
 
 def resolve_trainer(name: str | None = None) -> TrainerConfig | type:

@@ -3,14 +3,18 @@
 A config names *what* to build; the trainer builds it with its own defaults through :meth:`TrainerConfig.build_network`,
 :meth:`~TrainerConfig.build_loss`, :meth:`~TrainerConfig.build_optimizer` and
 :meth:`~TrainerConfig.build_lr_scheduler`. Classes may be given as objects or as ``"package.module:NAME"`` strings;
-strings are imported only when something is built, so a config (and the registry of built-in configs) can be
-imported without importing MONAI, the networks or the losses.
+strings are imported only when something is built (or the run's bundle is written), so a config (and the registry
+of built-in configs) can be imported without importing MONAI, the networks or the losses. The optimiser and the LR
+scheduler may also be ``functools.partial`` objects carrying keyword arguments, or take them from
+``optimizer_kwargs`` / ``lr_scheduler_kwargs``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import pydoc
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -19,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # torch is imported by whoever builds something, not by reading configs
     import torch.nn as nn
 
-__all__ = ["OVERRIDE_FIELDS", "TrainerConfig", "call_with_defaults", "resolve_reference"]
+__all__ = ["OPTIMIZER_DEFAULTS", "OVERRIDE_FIELDS", "SCHEDULER_DEFAULTS", "TrainerConfig", "call_with_defaults",
+           "check_keywords", "check_plain_data", "public_name", "reference_keywords", "resolve_reference"]
 
 #: Fields whose ``None`` means "keep the trainer's default".
 OVERRIDE_FIELDS = (
@@ -40,6 +45,11 @@ OVERRIDE_FIELDS = (
 
 Reference = Callable[..., Any] | str
 
+#: the keywords the trainer offers an optimiser (those it does not accept are left out): nnU-Net's SGD settings
+OPTIMIZER_DEFAULTS = ("lr", "weight_decay", "momentum", "nesterov")
+#: the keywords the trainer offers an LR scheduler (those it does not accept are left out): the poly schedule's
+SCHEDULER_DEFAULTS = ("initial_lr", "exponent", "max_steps")
+
 
 @dataclass
 class TrainerConfig:
@@ -59,16 +69,25 @@ class TrainerConfig:
         architecture_kwargs: extra keywords for ``architecture``, overriding plans entries of the same name. A
             ``deep_supervision`` entry sets :attr:`enable_deep_supervision` (they must agree when both are given).
         loss: a loss class or factory (called with the trainer's default keywords merged with ``loss_kwargs``), a
-            ready loss instance (used as it is), a ``"package.module:NAME"`` string, or ``None`` for the trainer's
-            default loss (Dice + CE, or Dice + BCE for region-based labels).
+            ready loss instance (used as it is; the run's bundle writes its class and the constructor arguments it
+            recorded in ``init_kwargs``, as every loss of :mod:`monai_nnunet.losses` does), a
+            ``"package.module:NAME"`` string, a ``functools.partial``, or ``None`` for the trainer's default loss
+            (Dice + CE, or Dice + BCE for region-based labels).
         loss_kwargs: keywords for ``loss``; must be empty when ``loss`` is an instance.
         num_epochs, iterations_per_epoch, initial_lr, weight_decay, batch_size, patch_size,
         oversample_foreground_percent, enable_deep_supervision, mirror_axes, val_every: overrides of the
             trainer's defaults; ``None`` keeps the default. ``mirror_axes=()`` turns mirroring off.
-        optimizer: an optimiser class or factory called as ``optimizer(params, **defaults)`` (defaults the
-            factory does not accept are left out), a reference string, or ``None`` (SGD, Nesterov, momentum 0.99).
+        optimizer: an optimiser class or factory called as ``optimizer(params, **defaults)`` (the defaults
+            :data:`OPTIMIZER_DEFAULTS` that it does not accept are left out), a reference string, a
+            ``functools.partial`` carrying keyword arguments (``partial(torch.optim.AdamW, betas=(0.9, 0.99))``), or
+            ``None`` (SGD, Nesterov, momentum 0.99). Its learning rate is :attr:`initial_lr`: an ``lr`` given in
+            the partial or in ``optimizer_kwargs`` sets :attr:`initial_lr` (they must agree when both are given).
+        optimizer_kwargs: keyword arguments of ``optimizer`` (over a partial's); needs ``optimizer``.
         lr_scheduler: a scheduler class or factory called as ``lr_scheduler(optimizer, **defaults)`` in the same
-            way, a reference string, or ``None`` (polynomial decay).
+            way (defaults :data:`SCHEDULER_DEFAULTS`), a reference string, a ``functools.partial``
+            (``partial(torch.optim.lr_scheduler.StepLR, step_size=10, gamma=0.5)``), or ``None`` (polynomial
+            decay). It steps every iteration, or every epoch with the setting ``lr_schedule="per_epoch"``.
+        lr_scheduler_kwargs: keyword arguments of ``lr_scheduler`` (over a partial's); needs ``lr_scheduler``.
         augmentation_device: ``"cpu"`` (default: the loader workers augment) or ``"device"`` (the workers only cut
             patches; spatial and intensity augmentation run on the training device, batch by batch, for machines
             whose CPUs cannot keep up with the GPU).
@@ -93,7 +112,9 @@ class TrainerConfig:
     oversample_foreground_percent: float | None = None
     enable_deep_supervision: bool | None = None
     optimizer: Reference | None = None
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     lr_scheduler: Reference | None = None
+    lr_scheduler_kwargs: dict[str, Any] = field(default_factory=dict)
     mirror_axes: tuple[int, ...] | None = None
     val_every: int | None = None
     augmentation_device: str | None = None
@@ -108,6 +129,10 @@ class TrainerConfig:
             _check_reference("loss", self.loss)
         self.architecture_kwargs = _as_dict("architecture_kwargs", self.architecture_kwargs)
         self.loss_kwargs = _as_dict("loss_kwargs", self.loss_kwargs)
+        self.optimizer_kwargs = _as_dict("optimizer_kwargs", self.optimizer_kwargs)
+        self.lr_scheduler_kwargs = _as_dict("lr_scheduler_kwargs", self.lr_scheduler_kwargs)
+        self._check_component("optimizer", "params", OPTIMIZER_DEFAULTS)
+        self._check_component("lr_scheduler", "optimizer", SCHEDULER_DEFAULTS)
         if _is_module(self.loss) and self.loss_kwargs:
             raise ValueError("loss is an instance, so loss_kwargs would be ignored; pass the class instead.")
         reserved = [k for k in ("input_channels", "num_classes") if k in self.architecture_kwargs]
@@ -116,6 +141,14 @@ class TrainerConfig:
         for name in ("num_epochs", "iterations_per_epoch", "batch_size", "val_every"):
             _check_positive_int(name, getattr(self, name))
         _check_number("initial_lr", self.initial_lr, low=0.0, low_inclusive=False)
+        lr = {**reference_keywords(self.optimizer), **self.optimizer_kwargs}.get("lr")
+        if lr is not None:
+            _check_number("optimizer lr", lr, low=0.0, low_inclusive=False)
+            if self.initial_lr is None:
+                self.initial_lr = lr  # the run's initial_lr is the rate the optimiser is built with
+            elif lr != self.initial_lr:
+                raise ValueError(f"optimizer: lr={lr} (its partial or optimizer_kwargs) contradicts initial_lr="
+                                 f"{self.initial_lr}; give one of them.")
         _check_number("weight_decay", self.weight_decay, low=0.0)
         _check_number("oversample_foreground_percent", self.oversample_foreground_percent, low=0.0, high=1.0)
         if self.enable_deep_supervision is not None and not isinstance(self.enable_deep_supervision, bool):
@@ -138,6 +171,29 @@ class TrainerConfig:
             raise ValueError(f"augmentation_device must be 'cpu' or 'device', got {self.augmentation_device!r}.")
         if not isinstance(self.description, str):
             raise TypeError(f"description must be a string, got {type(self.description).__name__}.")
+
+    def _check_component(self, name: str, first_argument: str, offered: Sequence[str]) -> None:
+        """Checks ``optimizer`` / ``lr_scheduler`` with its ``*_kwargs``: keywords it takes, none missing.
+
+        Raises:
+            ValueError: for ``*_kwargs`` without the component, a keyword the trainer passes itself, a keyword the
+                component does not take or a required one nobody passes (checked here for classes and partials,
+                when the bundle is written for reference strings).
+            TypeError: for a keyword value that is not plain data.
+        """
+        kwargs_name = f"{name}_kwargs"
+        kwargs = getattr(self, kwargs_name)
+        component = getattr(self, name)
+        if kwargs and component is None:
+            raise ValueError(f"{kwargs_name} needs {name}: name the class (e.g. {name}=torch.optim.SGD) it is for.")
+        if first_argument in kwargs:
+            raise ValueError(f"{kwargs_name} may not set {first_argument!r}: the trainer passes it.")
+        for key, value in reference_keywords(component).items():
+            check_plain_data(f"{name} keyword {key!r}", value)
+        for key, value in kwargs.items():
+            check_plain_data(f"{kwargs_name}[{key!r}]", value)
+        if component is not None and not isinstance(component, str):
+            check_keywords(name, component, {**reference_keywords(component), **kwargs}, first_argument, offered)
 
     def overrides(self) -> dict[str, Any]:
         """The override fields that are set (not ``None``), by name."""
@@ -211,7 +267,8 @@ class TrainerConfig:
         factory = self.optimizer if self.optimizer is not None else default
         if factory is None:
             raise ValueError("this TrainerConfig has no optimizer; pass the trainer's default as `default`.")
-        return call_with_defaults(resolve_reference(factory), (params,), defaults, {})
+        explicit = self.optimizer_kwargs if self.optimizer is not None else {}
+        return call_with_defaults(resolve_reference(factory), (params,), defaults, explicit)
 
     def build_lr_scheduler(self, optimizer: Any, default: Callable[..., Any] | None = None, **defaults: Any) -> Any:
         """Builds the LR scheduler: ``lr_scheduler(optimizer, **defaults)``, unaccepted defaults dropped.
@@ -227,13 +284,15 @@ class TrainerConfig:
         factory = self.lr_scheduler if self.lr_scheduler is not None else default
         if factory is None:
             raise ValueError("this TrainerConfig has no lr_scheduler; pass the trainer's default as `default`.")
-        return call_with_defaults(resolve_reference(factory), (optimizer,), defaults, {})
+        explicit = self.lr_scheduler_kwargs if self.lr_scheduler is not None else {}
+        return call_with_defaults(resolve_reference(factory), (optimizer,), defaults, explicit)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description for checkpoints and ``debug.json``.
 
         Classes and functions become ``"module:qualname"``; a loss instance becomes
-        ``{"instance_of": "module:qualname"}``; tuples become lists; other objects their ``repr``.
+        ``{"instance_of": "module:qualname"}``; a ``functools.partial`` ``{"partial": "module:qualname",
+        "keywords": {...}}``; tuples become lists; other objects their ``repr``.
         """
         return {f.name: _describe(getattr(self, f.name)) for f in fields(self)}
 
@@ -263,6 +322,96 @@ def resolve_reference(ref: Reference) -> Callable[..., Any]:
             raise AttributeError(f"module {module_name!r} has no attribute {attr_path!r} (from {ref!r}).")
         obj = getattr(obj, part)
     return obj
+
+
+def public_name(obj: Any) -> str | None:
+    """The shortest dotted path from which ``obj`` is importable under its own name (what a bundle ``_target_`` and
+    ``pydoc.locate`` need): ``torch.optim.AdamW`` for the class defined in ``torch.optim.adamw`` (torch removes its
+    submodules from the ``torch.optim`` namespace, so ``torch.optim.adamw.AdamW`` cannot be located),
+    ``monai_nnunet.losses.DC_and_CE_loss`` for the class of ``monai_nnunet.losses.compound``.
+
+    Args:
+        obj: a class or function.
+
+    Returns:
+        The path, or ``None`` when ``obj`` cannot be located under its ``__module__`` and ``__qualname__`` (an object
+        of ``__main__`` or of a function's body, or one its module does not expose).
+    """
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or module == "__main__" or "<locals>" in qualname:
+        return None
+    parts = module.split(".")
+    for end in range(1, len(parts) + 1):
+        candidate = ".".join([*parts[:end], qualname])
+        try:
+            found = pydoc.locate(candidate)
+        except pydoc.ErrorDuringImport:
+            continue
+        if found is obj:
+            return candidate
+    return None
+
+
+def reference_keywords(ref: Any) -> dict[str, Any]:
+    """The keyword arguments a ``functools.partial`` carries (``{}`` for anything else)."""
+    return dict(ref.keywords) if isinstance(ref, functools.partial) else {}
+
+
+def check_keywords(name: str, factory: Any, keywords: Mapping[str, Any], first_argument: str | None = None,
+                   offered: Sequence[str] = ()) -> None:
+    """Checks that ``factory`` takes every keyword of ``keywords`` and that its required parameters are given.
+
+    Args:
+        name: the field, for the message.
+        factory: class, function or ``functools.partial`` (or a reference string, imported).
+        keywords: the keywords the user gives.
+        first_argument: the positional argument the trainer passes (``params``, ``optimizer``), if any.
+        offered: keywords the trainer offers when the factory takes them.
+
+    Raises:
+        ValueError: for a keyword the factory does not take, or a required parameter nobody passes.
+    """
+    factory = resolve_reference(factory)
+    inner = getattr(factory, "func", factory)
+    label = public_name(inner) or _qualified_name(inner).replace(":", ".")
+    try:
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    names = {p.name for p in params if p.kind in named}
+    unknown = sorted(k for k in keywords if k not in names) if not takes_any else []
+    if unknown:
+        raise ValueError(f"{name}: {label} takes no argument {unknown[0]!r} (it takes {', '.join(sorted(names))}).")
+    positional = [p for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY, *named)]
+    skip = positional[0].name if first_argument is not None and positional else None
+    missing = [p.name for p in params if p.kind in (*named, inspect.Parameter.POSITIONAL_ONLY)
+               and p.default is inspect.Parameter.empty and p.name != skip and p.name not in keywords
+               and p.name not in offered]
+    if missing:
+        raise ValueError(f"{name}: {label} needs {missing[0]!r}; pass it in {name}_kwargs or a functools.partial "
+                         f"({name}=functools.partial({label}, {missing[0]}=...)).")
+
+
+def check_plain_data(name: str, value: Any) -> None:
+    """Checks that ``value`` can be written into a bundle file: None, bool, number, string, list or dict of them.
+
+    Raises:
+        TypeError: naming ``name``, for any other value.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            check_plain_data(f"{name}[{k!r}]", v)
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_plain_data(f"{name}[{i}]", v)
+        return
+    raise TypeError(f"{name} must be plain data (None, bool, number, string, list, dict) to be written into the run's "
+                    f"bundle, got {type(value).__name__}.")
 
 
 def call_with_defaults(
@@ -324,6 +473,12 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
 
 
 def _check_reference(name: str, value: Any) -> None:
+    if isinstance(value, functools.partial):
+        if value.args:
+            raise ValueError(f"{name}: a functools.partial may carry keyword arguments only, got positional "
+                             f"{value.args!r}.")
+        _check_reference(name, value.func)
+        return
     if value is None or callable(value):
         return
     if isinstance(value, str):
@@ -376,6 +531,8 @@ def _describe(value: Any) -> Any:
         return value
     if _is_module(value):
         return {"instance_of": _qualified_name(type(value))}
+    if isinstance(value, functools.partial):
+        return {"partial": _describe(value.func), "keywords": _describe(value.keywords)}
     if inspect.isclass(value) or inspect.isfunction(value) or inspect.ismethod(value):
         return _qualified_name(value)
     if isinstance(value, Mapping):

@@ -212,7 +212,16 @@ class nnUNetTrainer:
         return [h for h in HOOKS if getattr(type(self), h) is not getattr(nnUNetTrainer, h)]
 
     def bundle_sections(self) -> list[tuple[str, dict[str, Any]]]:
-        """The overrides appended to ``train.yaml``: region-based labels, the ``-tr`` config, a subclass's hooks."""
+        """The overrides written into ``train.yaml``: region-based labels, the ``-tr`` config, a subclass's hooks.
+
+        Every value is a ``_target_`` with arguments or a bundle expression: none needs the registry or the module
+        that registered the ``-tr`` config (:func:`~monai_nnunet.training.configs.to_bundle_overrides`). A whole
+        component (``optimizer``, ``loss``, ``network_def``) replaces the template's block
+        (:func:`~monai_nnunet.bundle.run_bundle.compose_train_yaml`).
+
+        Returns:
+            ``(heading, overrides)`` in merge order.
+        """
         sections = []
         if self.previous_stage_predictions is not None:
             sections.append((f"cascade stage (previous stage {self.setup.configuration.previous_stage_name}): its "
@@ -239,6 +248,8 @@ class nnUNetTrainer:
             if "configure_optimizers" in hooks:
                 section["optimizer"] = "$@nnunet_trainer.bundle_optimizer(@network)"
                 section["lr_scheduler"] = "$@nnunet_trainer.bundle_lr_scheduler(@optimizer)"
+                # the checkpoints record the rate the subclass's optimiser has, not the initial_lr setting
+                section["checkpoint_record#init#initial_lr"] = "$@optimizer.defaults['lr']"
             if "build_loss" in hooks:
                 section["loss"] = "$@nnunet_trainer.build_loss()"
             if "train_step" in hooks:

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train a fold that already holds checkpoints again from scratch (replaces them)")
     parser.add_argument("--npz", action="store_true", help="the final validation also saves probabilities (.npz)")
     parser.add_argument("--disable_checkpointing", action="store_true", help="write no checkpoint files")
-    parser.add_argument("-device", default="cuda", choices=["cuda", "cpu", "mps"], help="training device (cuda)")
+    parser.add_argument("-device", default=None, choices=["cuda", "cpu", "mps"],
+                        help="training device (default: cuda when available, else cpu)")
     parser.add_argument("-num_gpus", type=positive_int, default=1,
                         help="DDP over this many GPUs of this machine (default 1); for several machines start the "
                              "command with torchrun instead")
@@ -39,10 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> None:
     from monai_nnunet.training.execution import run_training
+    from monai_nnunet.utils.devices import resolve_device
 
     kwargs = dict(
         dataset=args.dataset, configuration=args.configuration, fold=args.fold, trainer=args.tr, plans=args.p,
-        device=args.device, continue_training=args.continue_training, pretrained_weights=args.pretrained_weights,
+        device=args.device or resolve_device(None).type, continue_training=args.continue_training, pretrained_weights=args.pretrained_weights,
         only_validation=args.val, validate_with_best=args.val_best, export_npz=args.npz, overwrite=args.overwrite,
         save_checkpoints=not args.disable_checkpointing, num_epochs=args.epochs,
         iterations_per_epoch=args.iterations_per_epoch, val_every=args.val_every, lr_schedule=args.lr_schedule,

@@ -43,7 +43,7 @@ def check_output_folder(output_dir: str | os.PathLike, resume: bool = False, ove
     Raises:
         OutputFolderError: naming the folder, what it holds and the three ways on.
     """
-    if resume or overwrite:
+    if resume is True or overwrite is True:  # the strings "false" / "true" of a command line are not consent
         return
     folder = Path(output_dir)
     found = [name for name in TRAINING_MARKERS if (folder / name).is_file()]

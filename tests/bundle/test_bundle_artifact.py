@@ -132,3 +132,11 @@ def test_a_moved_results_tree_resumes_where_it_is(trained, run_env, tmp_path, mo
     final = torch.load(fold_folder(moved) / "checkpoint_final.pth", weights_only=True)
     assert final["epoch"] == 2 and final["iteration"] == 4  # resumed after epoch 1, not a new training
     assert not run_env["results"].exists()
+
+
+def test_overwrite_false_on_the_command_line_is_not_consent(trained):
+    before = md5s(trained)
+    result = bundle_run("configs/train.yaml", "--overwrite", "false", *SHORT_RUN, cwd=trained)
+    assert result.returncode == 1
+    assert "run parameter overwrite must be true or false, got 'false'" in result.stderr
+    assert md5s(trained) == before

@@ -129,7 +129,8 @@ def _validation_results(model_folder: Path | None, folds: Sequence) -> dict:
     """Per fold, the mean Dice per class of its final validation (``fold_N/validation_raw/summary.json``)."""
     results = {}
     for fold in folds:
-        summary_file = None if model_folder is None else model_folder / f"fold_{fold}" / "validation_raw" / "summary.json"
+        summary_file = (None if model_folder is None
+                        else model_folder / f"fold_{fold}" / "validation_raw" / "summary.json")
         if summary_file is not None and summary_file.is_file():
             summary = load_json(summary_file)
             results[str(fold)] = {"per_class": {k: v["Dice"] for k, v in summary["mean"].items()},
@@ -185,7 +186,8 @@ def write_bundle_zip(model, folds: Sequence, output_zip: str | os.PathLike, vali
         if validation:
             means = [r["mean"] for r in validation.values()]
             metrics["val_mean_dice"] = sum(means) / len(means)
-        save_json(build_metadata(model.dataset.raw, model.configuration_name, metrics, configuration=model.configuration),
+        save_json(build_metadata(model.dataset.raw, model.configuration_name, metrics,
+                                 configuration=model.configuration),
                   root / "configs" / "metadata.json")
         for i, (fold, network) in enumerate(zip(folds, model.networks)):
             torch.save(network.state_dict(), root / _model_file(i, fold))

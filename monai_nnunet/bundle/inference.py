@@ -38,7 +38,9 @@ def _plans(plans: str | os.PathLike | Mapping) -> PlansManager:
 
 
 def _dataset(dataset_json: str | os.PathLike | Mapping) -> DatasetDescription:
-    return DatasetDescription(dict(dataset_json)) if isinstance(dataset_json, Mapping) else load_dataset_json(dataset_json)
+    if isinstance(dataset_json, Mapping):
+        return DatasetDescription(dict(dataset_json))
+    return load_dataset_json(dataset_json)
 
 
 def network_from_plans(plans: str | os.PathLike | Mapping, dataset_json: str | os.PathLike | Mapping,

@@ -44,7 +44,8 @@ def run_cli(args: argparse.Namespace) -> None:
 
     kwargs = dict(
         dataset=args.dataset, configuration=args.configuration, fold=args.fold, trainer=args.tr, plans=args.p,
-        device=args.device or resolve_device(None).type, continue_training=args.continue_training, pretrained_weights=args.pretrained_weights,
+        device=args.device or resolve_device(None).type, continue_training=args.continue_training,
+        pretrained_weights=args.pretrained_weights,
         only_validation=args.val, validate_with_best=args.val_best, export_npz=args.npz, overwrite=args.overwrite,
         save_checkpoints=not args.disable_checkpointing, num_epochs=args.epochs,
         iterations_per_epoch=args.iterations_per_epoch, val_every=args.val_every, lr_schedule=args.lr_schedule,

@@ -241,7 +241,7 @@ def build_inference_network(configuration: ConfigurationManager, num_input_chann
         return _eval_without_deep_supervision(build_network(configuration, num_input_channels, num_outputs,
                                                             deep_supervision=False))
     try:
-        network = build_network_from_config(network_def, deep_supervision=False)
+        network = build_network_from_config(_without_deep_supervision(network_def))
     except NetworkConfigError as e:
         raise ModelLoadingError(str(e)) from None
     return _eval_without_deep_supervision(network)
@@ -301,7 +301,15 @@ def inference_network_config(network: nn.Module, recorded: Mapping[str, Any] | N
     """``network_def`` of a loaded network for an exported bundle (deep supervision off): the checkpoint's record,
     else the network's own description (this package's networks)."""
     spec = dict(recorded) if recorded is not None else network_config(network)
-    if spec is not None and "deep_supervision" in spec:
+    return None if spec is None else _without_deep_supervision(spec)
+
+
+def _without_deep_supervision(spec: Mapping[str, Any]) -> dict:
+    """The record with deep supervision off for this package's networks, whose heads exist either way; another
+    class (MONAI's ``DynUNet`` builds its heads only with ``deep_supervision=True``) is built as recorded, and its
+    eval mode gives the one full-resolution output."""
+    spec = dict(spec)
+    if str(spec.get("_target_", "")).startswith("monai_nnunet.") and "deep_supervision" in spec:
         spec["deep_supervision"] = False
     return spec
 
@@ -405,7 +413,8 @@ def _trained_model_from_checkpoints(
     networks, records = [], []
     channels = network_input_channels(configuration, dataset)
     for fold, checkpoint in checkpoints:
-        source = str(model_folder / f"fold_{fold}" / checkpoint_name) if model_folder else f"fold {fold} {checkpoint_name}"
+        source = (str(model_folder / f"fold_{fold}" / checkpoint_name) if model_folder
+                  else f"fold {fold} {checkpoint_name}")
         try:
             records.append(recorded_network_def(checkpoint, configuration, channels, dataset.num_segmentation_heads))
             network = build_inference_network(configuration, channels, dataset.num_segmentation_heads, records[-1])

@@ -107,8 +107,9 @@ class DeepSupervisionWrapper(_Loss):
     ) -> torch.Tensor:
         """
         Args:
-            input: list or tuple of outputs (B, C, *spatial_i), highest resolution first, or one tensor (a
-                network without deep supervision: the loss of that output against the full-resolution target).
+            input: list or tuple of outputs (B, C, *spatial_i), highest resolution first, or one tensor: a
+                network without deep supervision (the loss of that output against the full-resolution target), or
+                heads stacked at full resolution (B, N, C, *spatial), as MONAI's ``DynUNet`` returns in training.
             target: list or tuple of targets matching ``input`` (for one output tensor, its first entry is
                 used), or one tensor (B, K, *spatial) resized to each output with nearest neighbour.
             kwargs: extra arguments of the wrapped loss, each None, a matching list or tuple, or
@@ -121,9 +122,13 @@ class DeepSupervisionWrapper(_Loss):
             ValueError: when ``input`` is empty or not tensors, a list ``target`` / extra does not
                 match the number of outputs, or ``weight_factors`` has another length.
         """
-        if isinstance(input, torch.Tensor):  # one output: the full-resolution targets (first of each list)
+        if isinstance(input, torch.Tensor):
             first = {k: v[0] if isinstance(v, (list, tuple)) else v for k, v in kwargs.items()}
-            return self.loss(input, target[0] if isinstance(target, (list, tuple)) else target, **first)
+            full_target = target[0] if isinstance(target, (list, tuple)) else target
+            if not _stacked_heads(input, full_target):  # one output: the full-resolution targets
+                return self.loss(input, full_target, **first)
+            # MONAI's DynUNet in training: its heads upsampled to full resolution and stacked on dim 1
+            input, target, kwargs = list(input.unbind(1)), full_target, first
         if not isinstance(input, (list, tuple)) or len(input) == 0:
             raise ValueError(
                 f"input must be a non-empty list or tuple of outputs (highest resolution first) or a tensor, "
@@ -167,3 +172,10 @@ class DeepSupervisionWrapper(_Loss):
                 )
             return [_resize_nearest(value, tuple(out.shape[2:])) for out in outputs]
         raise ValueError(f"{name} must be a tensor or a list or tuple of tensors, got {type(value).__name__}.")
+
+
+def _stacked_heads(input: torch.Tensor, target: Any) -> bool:
+    """Whether ``input`` (B, N, C, *spatial) stacks N full-resolution heads for a (B, 1, *spatial) label map."""
+    return (isinstance(target, torch.Tensor) and target.ndim >= 3 and target.shape[1] == 1
+            and input.ndim == target.ndim + 1 and input.shape[0] == target.shape[0]
+            and tuple(input.shape[3:]) == tuple(target.shape[2:]))

@@ -52,8 +52,10 @@ def network_record(network: nn.Module, component_id: str = "network_def") -> dic
     if component is None:  # built outside a bundle: the network describes itself (this package's networks)
         record = network_config(network)
         if record is None:
-            raise NetworkConfigError(f"{component_id} {cls.__qualname__} does not record its arguments; build it "
-                                     f"from a bundle's {component_id} component")
+            raise NetworkConfigError(
+                f"{component_id} builds {cls.__qualname__} by an expression and the class records no constructor "
+                f"arguments (init_kwargs), so a checkpoint could not rebuild it for prediction or export: declare "
+                f"{component_id} as a component (_target_ and its arguments)")
         return record
     target, arguments = component
     nested = sorted(k for k, v in arguments.items() if isinstance(v, dict) and "_target_" in v)

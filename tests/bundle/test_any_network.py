@@ -1,7 +1,7 @@
-"""Any network round-trips: a fold's bundle retrained with a MONAI network (SegResNet, BasicUNet, UNet) or a user's
-class from MONAI's command line records that network as data in its checkpoints; nnUNetv2_predict, export-bundle
-(the zip run by MONAI's bundle CLI) and nnUNetv2_export_model_to_zip (installed, predicted from its model folder)
-build it and give the same segmentation."""
+"""Any network round-trips: a fold's bundle retrained with a MONAI network (SegResNet, BasicUNet, DynUNet with its
+deep supervision, UNet) or a user's class from MONAI's command line records that network as data in its
+checkpoints; nnUNetv2_predict, export-bundle (the zip run by MONAI's bundle CLI) and nnUNetv2_export_model_to_zip
+(installed, predicted from its model folder) build it and give the same segmentation."""
 
 import json
 import os
@@ -44,6 +44,13 @@ NETWORKS = {
                   "'out_channels': '@num_classes', 'features': [8, 8, 16, 16, 32, 8], 'norm': 'batch'}",
                   {"_target_": "monai.networks.nets.BasicUNet", "spatial_dims": 3, "in_channels": 1,
                    "out_channels": 3, "features": [8, 8, 16, 16, 32, 8], "norm": "batch"}),
+    # deep supervision MONAI's way: its heads stacked at full resolution in training, one output in eval mode
+    "dynunet": ("{'_target_': 'monai.networks.nets.DynUNet', 'spatial_dims': 3, 'in_channels': 1, 'out_channels': 3, "
+                "'kernel_size': [3, 3, 3], 'strides': [1, 2, 2], 'upsample_kernel_size': [2, 2], "
+                "'filters': [8, 16, 32], 'deep_supervision': True, 'deep_supr_num': 1}",
+                {"_target_": "monai.networks.nets.DynUNet", "spatial_dims": 3, "in_channels": 1, "out_channels": 3,
+                 "kernel_size": [3, 3, 3], "strides": [1, 2, 2], "upsample_kernel_size": [2, 2],
+                 "filters": [8, 16, 32], "deep_supervision": True, "deep_supr_num": 1}),
     "unet": ("{'_target_': 'UNet', 'spatial_dims': 3, 'in_channels': 1, 'out_channels': 3, "
              "'channels': [8, 16, 32], 'strides': [2, 2]}",
              {"_target_": "monai.networks.nets.UNet", "spatial_dims": 3, "in_channels": 1, "out_channels": 3,
@@ -59,7 +66,8 @@ def base(tmp_path_factory, preprocessed_synthetic):
     """One trained fold of the plain U-Net, the user's network module, and the environment of every command."""
     root = tmp_path_factory.mktemp("any_network")
     (root / "usernets.py").write_text(USER_NETWORK)
-    env = {"nnUNet_raw": str(preprocessed_synthetic["raw"]), "nnUNet_preprocessed": str(preprocessed_synthetic["preprocessed"]),
+    env = {"nnUNet_raw": str(preprocessed_synthetic["raw"]),
+           "nnUNet_preprocessed": str(preprocessed_synthetic["preprocessed"]),
            "nnUNet_results": str(root / "results"), "nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "1",
            "PYTHONPATH": os.pathsep.join([str(root), str(REPO_ROOT)]), "MONAI_NNUNET_NETWORK_MODULES": "usernets"}
     with pytest.MonkeyPatch.context() as mp:

@@ -63,8 +63,9 @@ def _bundle_run(fold, *args, files=("configs/train.yaml",)):
     """The fold's bundle run in place, trained again with the edit (``--overwrite True``)."""
     env = dict(os.environ, PYTHONPATH=fold["pythonpath"])
     config = files[0] if len(files) == 1 else "[" + ",".join(f"'{f}'" for f in files) + "]"
-    result = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", config, "--overwrite", "True",
-                             "--epochs", "1", "--iterations_per_epoch", "2", "--val_interval", "1", *args],
+    result = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", config,
+                             "--overwrite", "True", "--epochs", "1", "--iterations_per_epoch", "2",
+                             "--val_interval", "1", *args],
                             cwd=fold["folder"], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return result

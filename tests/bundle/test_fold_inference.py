@@ -26,7 +26,8 @@ MERGED = "['configs/inference.yaml','configs/evaluate.yaml']"
 def trained(tmp_path_factory, preprocessed_synthetic):
     """One short training of fold 0, its test cases predicted by nnUNetv2_predict (with mirroring), and its zip."""
     root = tmp_path_factory.mktemp("fold_inference")
-    env = {"nnUNet_raw": str(preprocessed_synthetic["raw"]), "nnUNet_preprocessed": str(preprocessed_synthetic["preprocessed"]),
+    env = {"nnUNet_raw": str(preprocessed_synthetic["raw"]),
+           "nnUNet_preprocessed": str(preprocessed_synthetic["preprocessed"]),
            "nnUNet_results": str(root / "results"), "nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "1"}
     raw = preprocessed_synthetic["raw"] / "Dataset998_Synthetic"
     with pytest.MonkeyPatch.context() as mp:

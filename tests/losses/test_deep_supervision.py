@@ -151,3 +151,27 @@ class TestWrapper(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def test_one_output_is_scored_against_the_full_resolution_target():
+    # a network without deep supervision (MONAI's SegResNet, UNet) in a run whose loader makes the target list
+    torch.manual_seed(0)
+    inner = DC_and_CE_loss({}, {})
+    target = torch.randint(0, 3, (2, 1, 8, 8, 8))
+    output = torch.randn(2, 3, 8, 8, 8)
+    loss = DeepSupervisionWrapper(inner)
+    expected = inner(output, target)
+    assert torch.allclose(loss(output, [target, target[:, :, ::2, ::2, ::2]]), expected)
+    assert torch.allclose(loss(output, target), expected)
+
+
+def test_heads_stacked_at_full_resolution_are_weighted_like_a_list():
+    # MONAI's DynUNet with deep_supervision=True returns (B, 1 + deep_supr_num, C, *spatial) in training
+    torch.manual_seed(0)
+    inner = DC_and_CE_loss({}, {})
+    target = torch.randint(0, 3, (2, 1, 8, 8, 8))
+    stacked = torch.randn(2, 3, 3, 8, 8, 8)
+    loss = DeepSupervisionWrapper(inner)
+    expected = loss(list(stacked.unbind(1)), target)
+    assert torch.allclose(loss(stacked, [target, target[:, :, ::2, ::2, ::2]]), expected)
+    assert torch.allclose(expected, 2 / 3 * inner(stacked[:, 0], target) + 1 / 3 * inner(stacked[:, 1], target))

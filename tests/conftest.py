@@ -87,7 +87,33 @@ def run_env(preprocessed_synthetic, tmp_path, monkeypatch):
 
 
 SHORT = ["-device", "cpu", "--epochs", "2", "--iterations_per_epoch", "2", "--val_every", "1"]
+ONE_EPOCH = ["-device", "cpu", "--epochs", "1", "--iterations_per_epoch", "2", "--val_every", "1"]
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory, preprocessed_synthetic):
+    """The results folder of fold 0 of 3d_fullres trained once for one epoch (``ONE_EPOCH``); copy it with
+    ``trained_fold`` (a fold is relocatable, so a copy is a trained fold of its own)."""
+    from monai_nnunet.cli.main import main
+
+    results = tmp_path_factory.mktemp("trained_template") / "nnUNet_results"
+    results.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("raw", "preprocessed"):
+            mp.setenv(f"nnUNet_{name}", str(preprocessed_synthetic[name]))
+        mp.setenv("nnUNet_results", str(results))
+        mp.setenv("nnUNet_n_proc_DA", "0")
+        mp.setenv("nnUNet_def_n_proc", "1")
+        assert main(["train", "998", "3d_fullres", "0", *ONE_EPOCH]) == 0
+    return results
 
 
 def fold_folder(results, trainer="nnUNetTrainer", configuration="3d_fullres", fold=0):
     return results / "Dataset998_Synthetic" / f"{trainer}__nnUNetPlans__{configuration}" / f"fold_{fold}"
+
+
+@pytest.fixture
+def trained_fold(run_env, trained_template):
+    """A fresh copy of the session's trained fold in this test's ``nnUNet_results``: the fold folder."""
+    shutil.copytree(trained_template, run_env["results"], dirs_exist_ok=True)
+    return fold_folder(run_env["results"])

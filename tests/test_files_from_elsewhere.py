@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from monai_nnunet.cli.main import main
-from tests.conftest import fold_folder
 
 ONE_EPOCH = ["-device", "cpu", "--epochs", "1", "--iterations_per_epoch", "2", "--val_every", "1"]
 
@@ -25,9 +24,8 @@ class _Payload:
 
 
 @pytest.fixture
-def trained(run_env, tmp_path):
-    assert main(["train", "998", "3d_fullres", "0", *ONE_EPOCH]) == 0
-    return {"fold": fold_folder(run_env["results"]), "marker": tmp_path / "payload_ran", **run_env}
+def trained(run_env, trained_fold, tmp_path):
+    return {"fold": trained_fold, "marker": tmp_path / "payload_ran", **run_env}
 
 
 def _plant_checkpoint(path, marker):

@@ -13,7 +13,6 @@ import torch
 from monai_nnunet.cli.main import main
 from tests.conftest import REPO_ROOT, fold_folder
 
-ONE_EPOCH = ["-device", "cpu", "--epochs", "1", "--iterations_per_epoch", "2", "--val_every", "1"]
 SHORT_RUN = ["--epochs", "1", "--iterations_per_epoch", "2", "--val_interval", "1"]
 
 
@@ -30,9 +29,8 @@ def bundle_run(config_file, *args, cwd, env=None):
 
 
 @pytest.fixture
-def trained(run_env):
-    assert main(["train", "998", "3d_fullres", "0", *ONE_EPOCH]) == 0
-    return fold_folder(run_env["results"])
+def trained(trained_fold):
+    return trained_fold
 
 
 def test_running_a_trained_fold_in_place_is_refused_in_one_line(trained):

@@ -11,10 +11,7 @@ import pytest
 import torch
 import yaml
 
-from monai_nnunet.cli.main import main
-from tests.conftest import REPO_ROOT, fold_folder
-
-ONE_EPOCH = ["-device", "cpu", "--epochs", "1", "--iterations_per_epoch", "2", "--val_every", "1"]
+from tests.conftest import REPO_ROOT
 
 MYPKG = '''
 import torch
@@ -47,15 +44,14 @@ class MarkingTransformd(MapTransform):
 
 
 @pytest.fixture
-def fold(run_env, tmp_path, monkeypatch):
+def fold(run_env, trained_fold, tmp_path, monkeypatch):
     """A fresh run's fold folder (trained for one epoch), and a user package on the path."""
     package = tmp_path / "userpkg"
     package.mkdir()
     calls = tmp_path / "calls.txt"
     (package / "mypkg.py").write_text(MYPKG.format(calls=calls))
     monkeypatch.syspath_prepend(str(package))
-    assert main(["train", "998", "3d_fullres", "0", *ONE_EPOCH]) == 0
-    folder = fold_folder(run_env["results"])
+    folder = trained_fold
     return {"folder": folder, "calls": calls, "pythonpath": f"{package}{os.pathsep}{REPO_ROOT}"}
 
 

@@ -269,7 +269,8 @@ def test_weights_that_do_not_fit_are_reported(trained_env, tmp_path):
     checkpoint["network_weights"] = {k: v for k, v in checkpoint["network_weights"].items()
                                      if not k.startswith("output_block")}
     torch.save(checkpoint, folder / "fold_0" / "checkpoint_final.pth")
-    with pytest.raises(ModelLoadingError, match=r"fold 0 .*does not fit.*missing \(e\.g\. \['output_block"):
+    pattern = r"fold_0/checkpoint_final.pth does not fit.*missing \(e\.g\. \[.output_block"
+    with pytest.raises(ModelLoadingError, match=pattern):
         Predictor.from_results_folder(folder, (0,), device="cpu")
 
 

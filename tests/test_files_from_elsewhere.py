@@ -173,3 +173,16 @@ def test_an_expression_in_recorded_arguments_is_refused(trained, tmp_path, capsy
     assert len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.zip"))  # never copied into a bundle
     assert not trained["marker"].exists()
+
+
+def test_a_namespace_package_in_the_working_directory_is_not_imported(trained, tmp_path, capsys, monkeypatch):
+    workdir = tmp_path / "work"
+    (workdir / "plantedns").mkdir(parents=True)  # no __init__.py: a namespace package
+    (workdir / "plantedns" / "nets.py").write_text(PLANTED.format(marker=str(trained["marker"])))
+    monkeypatch.chdir(workdir)
+    monkeypatch.syspath_prepend(str(workdir))
+    monkeypatch.setenv("MONAI_NNUNET_NETWORK_MODULES", "plantedns")
+    checkpoint = _record(trained, _target_="plantedns.nets.Net")
+    assert main(_commands(trained, tmp_path, checkpoint)["predict"]) == 1
+    assert "would be imported from" in capsys.readouterr().err
+    assert not trained["marker"].exists()

@@ -64,23 +64,22 @@ def _untrusted_folders() -> list[Path]:
 
 
 def _check_origin(module: str, target: str) -> None:
-    """Refuses a module (or any package above it) whose file lies in the working directory or under
-    ``nnUNet_results``; locating a top-level module runs none of its code."""
-    parts = module.split(".")
-    for depth in range(1, len(parts) + 1):
-        name = ".".join(parts[:depth])
-        loaded = sys.modules.get(name)
-        origin = getattr(loaded, "__file__", None) if loaded is not None else None
-        if loaded is None:
-            if depth > 1:
-                return  # a submodule of a checked, imported package: found inside that package's own folder
-            spec = importlib.util.find_spec(name)
-            if spec is None:
-                raise UntrustedNetworkError(f"network _target_ {target!r}: module {name!r} is not installed")
-            origin = spec.origin
-        if origin is None:
+    """Refuses a module whose top-level package would be imported from the working directory or ``nnUNet_results``
+    (its file, or every folder of a namespace package); locating a top-level module runs none of its code, and its
+    submodules are found inside those folders."""
+    top = module.split(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is not None:
+        places = [getattr(loaded, "__file__", None), *list(getattr(loaded, "__path__", []) or [])]
+    else:
+        spec = importlib.util.find_spec(top)
+        if spec is None:
+            raise UntrustedNetworkError(f"network _target_ {target!r}: module {top!r} is not installed")
+        places = [spec.origin, *list(spec.submodule_search_locations or [])]
+    for place in places:
+        if not place:
             continue
-        path = Path(origin).resolve()
+        path = Path(place).resolve()
         for folder in _untrusted_folders():
             if path == folder or folder in path.parents:
                 raise UntrustedNetworkError(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import pydoc
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -342,13 +341,12 @@ def public_name(obj: Any) -> str | None:
         return None
     parts = module.split(".")
     for end in range(1, len(parts) + 1):
-        candidate = ".".join([*parts[:end], qualname])
-        try:
-            found = pydoc.locate(candidate)
-        except pydoc.ErrorDuringImport:
-            continue
+        # the object's own module and its parents are imported already: look them up, import nothing
+        found: Any = sys.modules.get(".".join(parts[:end]))
+        for attribute in qualname.split("."):
+            found = getattr(found, attribute, None)
         if found is obj:
-            return candidate
+            return ".".join([*parts[:end], qualname])
     return None
 
 

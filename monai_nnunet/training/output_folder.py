@@ -9,7 +9,6 @@ so ``nnUNetv2_predict_from_modelfolder``, ``export-bundle`` and ``nnUNetv2_expor
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def check_output_folder(output_dir: str | os.PathLike, resume: bool = False, ove
 
 def _same_json(path: Path, content: dict) -> bool:
     try:
-        return json.dumps(load_json(path), sort_keys=True) == json.dumps(content, sort_keys=True)
+        return load_json(path) == content
     except (OSError, ValueError):
         return False
 
